@@ -171,6 +171,12 @@ export class OsharaSessionNotFoundError extends OsharaError {
   static override readonly statusCode = 404
 }
 
+/** The session request the server built (options, `session`, `beforeSession`, decorator input) is invalid. */
+export class OsharaInvalidSessionError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_INVALID_SESSION'
+  static override readonly statusCode = 500
+}
+
 /** Builds the register-time error: which option, what is wrong, how to fix it. */
 export function invalidOption (option: string, problem: string, fix: string): OsharaInvalidOptionsError {
   return new OsharaInvalidOptionsError(`fastify-oshara-voice: option "${option}" ${problem}. Fix: ${fix}`, { fix })

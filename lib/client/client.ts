@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto'
+import { Pool, type Dispatcher } from 'undici'
+import {
+  OsharaAbortedError,
+  type OsharaError,
+  OsharaInvalidSessionError,
+  OsharaTimeoutError,
+  OsharaUnavailableError
+} from '../errors.js'
+import { VERSION } from '../version.js'
+import { CircuitBreaker } from './breaker.js'
+import { attemptTimeout, badResponse, classifyNetworkError, classifyStatus, type ClassifyContext } from './classify.js'
+import { type ClientConfig, normalizeClientOptions, type OsharaClientOptions, type OsharaLogger } from './options.js'
+import { backoffDelay, isRetryable, serverDelayMs } from './retry.js'
+import {
+  checkBillingEnvelope,
+  checkSessionRequest,
+  checkSessionResponse,
+  type OsharaSession,
+  type OsharaSessionSummary,
+  type SessionRequest
+} from './schemas.js'
+
+export interface CallOptions {
+  /** Aborting it ends the call, an in-flight attempt and a pending retry delay at once. */
+  signal?: AbortSignal | undefined
+  /** Logger for this call's retry warnings (e.g. `request.log`); defaults to the client's `logger`. */
+  log?: OsharaLogger | undefined
+  /** `X-Request-Id` for this call; a random UUID by default. */
+  requestId?: string | undefined
+}
+
+export interface OsharaClient {
+  /** The `Origin` this client sends. */
+  readonly origin: string
+  /** Mint a session: `POST /api/agents/agent-session/` with only the fields that are set. */
+  createSession (body: SessionRequest, options?: CallOptions): Promise<OsharaSession>
+  /** One session's billing summary and transcript (`GET /api/billing/sessions/{id}/`, needs `apiKey`); resolves to its `data`. */
+  getSession (sessionId: string, options?: CallOptions): Promise<OsharaSessionSummary>
+  /** Ends the client's own connection pool (never a `dispatcher` passed in). Later calls fail with `FST_OSHARA_UNAVAILABLE`. */
+  close (): Promise<void>
+}
+
+const SESSION_PATH = '/api/agents/agent-session/'
+const BILLING_PATH = '/api/billing/sessions/'
+const MAX_BODY_BYTES = 1024 * 1024
+const CONNECT_TIMEOUT_MS = 3000
+const TIMEOUT = Symbol('timeout')
+
+type Parse<T> = (text: string, status: number) => T | OsharaError
+
+interface Endpoint<T> {
+  method: 'GET' | 'POST'
+  path: string
+  body: string | null
+  headers: string[]
+  /** GET is safe to repeat after an unknown outcome; the session POST is not. */
+  idempotent: boolean
+  /** For the success log line of a minted session; undefined for other calls. */
+  agent: string | undefined
+  context: ClassifyContext
+  parse: Parse<T>
+}
+
+/** Why an attempt failed, and the delay its response asked for (if any). */
+interface AttemptFailure {
+  error: OsharaError
+  serverDelay: number | undefined
+}
+
+/** Counts for the breaker: the upstream is failing (not merely refusing, and not our caller leaving). */
+const BREAKER_FAILURES = new Set(['FST_OSHARA_UNAVAILABLE', 'FST_OSHARA_UPSTREAM_ERROR', 'FST_OSHARA_TIMEOUT'])
+
+export function createOsharaClient (options: OsharaClientOptions): OsharaClient {
+  return new SessionClient(normalizeClientOptions(options))
+}
+
+class SessionClient implements OsharaClient {
+  readonly origin: string
+  private readonly config: ClientConfig
+  private readonly dispatcher: Dispatcher
+  private readonly ownsDispatcher: boolean
+  private readonly breaker: CircuitBreaker | undefined
+  private readonly postHeaders: string[]
+  private readonly getHeaders: string[]
+  private readonly sessionContext: ClassifyContext
+  private readonly billingContext: ClassifyContext
+  private closed = false
+
+  constructor (config: ClientConfig) {
+    this.config = config
+    this.origin = config.origin
+    this.ownsDispatcher = config.dispatcher === undefined
+    this.dispatcher = config.dispatcher ?? new Pool(config.upstreamOrigin, { connect: { timeout: CONNECT_TIMEOUT_MS } })
+    this.breaker = config.breaker === undefined ? undefined : new CircuitBreaker(config.breaker)
+    const common = ['accept', 'application/json', 'origin', config.origin, 'user-agent', `fastify-oshara-voice/${VERSION}`]
+    if (config.apiKey !== undefined) common.push('x-api-key', config.apiKey)
+    this.getHeaders = common
+    this.postHeaders = ['content-type', 'application/json', ...common]
+    this.sessionContext = { origin: config.origin, endpoint: 'session' }
+    this.billingContext = { origin: config.origin, endpoint: 'billing' }
+  }
+
+  createSession (body: SessionRequest, options: CallOptions = {}): Promise<OsharaSession> {
+    if (!checkSessionRequest.Check(body)) {
+      const issue = checkSessionRequest.Errors(body).First()
+      const where = issue === undefined || issue.path === '' ? 'body' : issue.path.slice(1)
+      return Promise.reject(new OsharaInvalidSessionError(`Invalid session request: ${where} ${issue?.message ?? 'is invalid'}`.toLowerCase()))
+    }
+    return this.call({
+      method: 'POST',
+      path: this.config.basePath + SESSION_PATH,
+      body: JSON.stringify(body),
+      headers: this.postHeaders,
+      idempotent: false,
+      agent: body.agent,
+      context: this.sessionContext,
+      parse: parseSession
+    }, options)
+  }
+
+  getSession (sessionId: string, options: CallOptions = {}): Promise<OsharaSessionSummary> {
+    if (typeof sessionId !== 'string' || sessionId === '') {
+      return Promise.reject(new OsharaInvalidSessionError('getSession needs a non-empty session id'))
+    }
+    return this.call({
+      method: 'GET',
+      path: `${this.config.basePath}${BILLING_PATH}${encodeURIComponent(sessionId)}/`,
+      body: null,
+      headers: this.getHeaders,
+      idempotent: true,
+      agent: undefined,
+      context: this.billingContext,
+      parse: parseBilling
+    }, options)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.ownsDispatcher) await this.dispatcher.close()
+  }
+
+  private async call<T> (endpoint: Endpoint<T>, options: CallOptions): Promise<T> {
+    const { signal } = options
+    const requestId = options.requestId ?? randomUUID()
+    if (signal?.aborted === true) throw aborted(requestId, 0)
+    if (this.closed) throw new OsharaUnavailableError('The voice session client is closed.', { requestId })
+    const wait = this.breaker?.admit(Date.now()) ?? 0
+    if (wait > 0) {
+      throw new OsharaUnavailableError('The voice service is temporarily unavailable. Try again shortly.', {
+        requestId, retryAfterMs: wait, detail: 'circuit open'
+      })
+    }
+    const { retry } = this.config
+    const started = Date.now()
+    const deadline = started + this.config.deadlineMs
+    const log = options.log ?? this.config.logger
+    let attempts = 0
+    let retried429 = false
+    let error: OsharaError
+    for (;;) {
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) {
+        error = new OsharaTimeoutError('The voice service did not answer in time. Try again.', {
+          outcome: 'unknown', detail: `deadline of ${this.config.deadlineMs} ms passed`
+        })
+        break
+      }
+      attempts++
+      const result = await this.attempt(endpoint, Math.min(this.config.timeoutMs, remaining), requestId, signal)
+      if (!isFailure(result)) {
+        this.breaker?.recordSuccess()
+        if (endpoint.agent !== undefined) {
+          log?.info({
+            requestId, session_id: (result as OsharaSession).session_id, agent: endpoint.agent, attempts, durationMs: Date.now() - started
+          }, 'oshara: session created')
+        }
+        return result
+      }
+      error = result.error
+      const { serverDelay } = result
+      if (attempts > retry.retries || !isRetryable(error, retry, endpoint.idempotent, serverDelay, retried429)) break
+      if (serverDelay !== undefined && serverDelay > retry.maxRetryAfterMs) {
+        error.retryAfterMs = serverDelay
+        break
+      }
+      const delay = serverDelay ?? backoffDelay(retry, attempts - 1)
+      if (Date.now() + delay >= deadline) break
+      retried429 ||= error.code === 'FST_OSHARA_UPSTREAM_LIMIT'
+      log?.warn({
+        requestId, attempt: attempts, code: error.code, upstreamStatus: error.upstreamStatus, delayMs: delay
+      }, 'oshara: retrying upstream call')
+      if (!await sleep(delay, signal)) {
+        error = aborted(requestId, attempts)
+        break
+      }
+    }
+    error.attempts = attempts
+    error.requestId = requestId
+    this.recordForBreaker(error)
+    throw error
+  }
+
+  private recordForBreaker (error: OsharaError): void {
+    if (this.breaker === undefined) return
+    if (BREAKER_FAILURES.has(error.code)) this.breaker.recordFailure(Date.now())
+    else if (error.code === 'FST_OSHARA_ABORTED') this.breaker.recordNeutral()
+    else this.breaker.recordSuccess()
+  }
+
+  /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
+  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignal | undefined): Promise<T | AttemptFailure> {
+    if (signal?.aborted === true) return { error: aborted(requestId, 0), serverDelay: undefined }
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(TIMEOUT), timeoutMs)
+    const onAbort = (): void => controller.abort(signal?.reason)
+    signal?.addEventListener('abort', onAbort)
+    try {
+      const response = await this.dispatcher.request({
+        origin: this.config.upstreamOrigin,
+        path: endpoint.path,
+        method: endpoint.method,
+        headers: [...endpoint.headers, 'x-request-id', requestId],
+        body: endpoint.body,
+        signal: controller.signal
+      })
+      const text = await readBody(response.body, response.headers['content-length'])
+      const status = response.statusCode
+      if (status >= 200 && status < 300) {
+        const value = text === undefined ? badResponse('body over 1 MiB', status) : endpoint.parse(text, status)
+        return value instanceof Error ? { error: value, serverDelay: undefined } : value
+      }
+      const serverDelay = serverDelayMs(response.headers, Date.now())
+      return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context), serverDelay }
+    } catch (cause) {
+      if (!controller.signal.aborted) return { error: classifyNetworkError(cause), serverDelay: undefined }
+      if (controller.signal.reason === TIMEOUT) return { error: attemptTimeout(timeoutMs), serverDelay: undefined }
+      return { error: aborted(requestId, 0), serverDelay: undefined }
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+}
+
+function isFailure<T> (result: T | AttemptFailure): result is AttemptFailure {
+  return (result as AttemptFailure).error instanceof Error
+}
+
+function aborted (requestId: string, attempts: number): OsharaAbortedError {
+  return new OsharaAbortedError('The session request was aborted.', { requestId, attempts, outcome: 'unknown' })
+}
+
+/** Reads the whole body as text, or undefined when it is over 1 MiB (the rest is not read). */
+async function readBody (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string | undefined> {
+  if (Number(contentLength) > MAX_BODY_BYTES) {
+    body.destroy()
+    return undefined
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY_BYTES) {
+      body.destroy()
+      return undefined
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, size).toString('utf8')
+}
+
+/** Waits `ms`; resolves false at once if `signal` aborts (or already has). */
+function sleep (ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted === true) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      resolve(false)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve(true)
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function parseJson (text: string, status: number): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return badResponse('body is not JSON', status)
+  }
+}
+
+function parseSession (text: string, status: number): OsharaSession | OsharaError {
+  const body = parseJson(text, status)
+  if (body instanceof Error) return body as OsharaError
+  if (!checkSessionResponse.Check(body)) {
+    const issue = checkSessionResponse.Errors(body).First()
+    return badResponse(`not a session: ${issue?.path ?? ''} ${issue?.message ?? ''}`.trim(), status)
+  }
+  const session = body as OsharaSession
+  session.expires_in_seconds ??= 3600
+  return session
+}
+
+function parseBilling (text: string, status: number): OsharaSessionSummary | OsharaError {
+  const body = parseJson(text, status)
+  if (body instanceof Error) return body as OsharaError
+  if (!checkBillingEnvelope.Check(body)) return badResponse('not a billing envelope with success: true and data', status)
+  return (body as { data: OsharaSessionSummary }).data
+}

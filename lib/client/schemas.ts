@@ -1,0 +1,55 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/** What the client accepts for `POST /api/agents/agent-session/`: only set fields are sent. */
+export const SessionRequestSchema = Type.Object({
+  agent: Type.String({ minLength: 1 }),
+  language: Type.Optional(Type.String({ minLength: 1, maxLength: 35 })),
+  system_prompt: Type.Optional(Type.String()),
+  greeting: Type.Optional(Type.String()),
+  voice_model: Type.Optional(Type.String()),
+  reference_audio_url: Type.Optional(Type.String()),
+  mcp_headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  origin_url: Type.Optional(Type.String()),
+  metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
+}, { additionalProperties: false })
+
+export type SessionRequest = Static<typeof SessionRequestSchema>
+
+/** Server-chosen per-session overrides (everything but `agent` and `metadata`). */
+export type SessionOverrides = Omit<SessionRequest, 'agent' | 'metadata'>
+
+/** A minted session as Oshara returns it; unknown extra fields are kept. */
+export const SessionResponseSchema = Type.Object({
+  token: Type.String({ minLength: 1 }),
+  livekit_url: Type.String({ minLength: 1 }),
+  session_id: Type.String({ minLength: 1 }),
+  room_name: Type.String(),
+  participant_identity: Type.String(),
+  expires_in_seconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  character_slug: Type.Optional(Type.String()),
+  system_prompt: Type.Optional(Type.String()),
+  greeting: Type.Optional(Type.String())
+})
+
+export interface OsharaSession extends Static<typeof SessionResponseSchema> {
+  /** Filled with 3600 (Oshara's default) when the upstream leaves it out. */
+  expires_in_seconds: number
+  [field: string]: unknown
+}
+
+/** `GET /api/billing/sessions/{id}/` wraps its answer in this envelope. */
+export const BillingEnvelopeSchema = Type.Object({
+  success: Type.Literal(true),
+  data: Type.Object({}, { additionalProperties: true })
+})
+
+/** One session's billing summary and transcript, as Oshara returns it. */
+export interface OsharaSessionSummary {
+  session_id?: string
+  [field: string]: unknown
+}
+
+export const checkSessionRequest = TypeCompiler.Compile(SessionRequestSchema)
+export const checkSessionResponse = TypeCompiler.Compile(SessionResponseSchema)
+export const checkBillingEnvelope = TypeCompiler.Compile(BillingEnvelopeSchema)

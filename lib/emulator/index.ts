@@ -1,0 +1,2 @@
+export { createOsharaEmulator } from './server.js'
+export type * from './types.js'

@@ -1,0 +1,28 @@
+import { osharaVoice } from './plugin.js'
+
+export { osharaVoice }
+export default osharaVoice
+
+export { createOsharaClient } from './client/client.js'
+export type { CallOptions, OsharaClient } from './client/client.js'
+export type { OsharaClientOptions, OsharaLogger } from './client/options.js'
+export type { RetryOptions } from './client/retry.js'
+export type { BreakerOptions } from './client/breaker.js'
+export type { OsharaSession, OsharaSessionSummary, SessionOverrides, SessionRequest } from './client/schemas.js'
+export * from './errors.js'
+export { MemorySessionStore } from './limits/memory-store.js'
+export { RedisSessionStore, type RedisSessionStoreOptions } from './limits/redis-store.js'
+export type { AcquireResult, SessionStore, SlotRequest } from './limits/store.js'
+export type { ClientField } from './route/schemas.js'
+export type {
+  CreateSessionInput,
+  CreateSessionOptions,
+  OsharaDecorator,
+  OsharaLimitsOptions,
+  OsharaRouteDocs,
+  OsharaRouteOptions,
+  OsharaUpstreamOptions,
+  OsharaVoiceOptions,
+  SessionMetadata
+} from './types.js'
+export { VERSION } from './version.js'

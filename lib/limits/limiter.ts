@@ -1,0 +1,107 @@
+import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
+import type { OsharaLogger } from '../client/options.js'
+import type { SessionStore } from './store.js'
+
+export interface LimiterConfig {
+  readonly store: SessionStore
+  readonly concurrency: number
+  readonly global: number | undefined
+  /** Fixed hold per session; undefined: the session's `expires_in_seconds`. */
+  readonly holdMs: number | undefined
+  readonly onStoreError: 'deny' | 'allow'
+  /** Longest wait for the store before `onStoreError` applies. */
+  readonly storeTimeoutMs: number
+  /** How long a reservation lives before its session is bound. */
+  readonly pendingMs: number
+}
+
+interface Logger extends OsharaLogger {
+  error (object: Record<string, unknown>, message: string): void
+}
+
+const STORE_TIMEOUT = Symbol('store timeout')
+/** Sent as `Retry-After` when the store itself is failing. */
+const STORE_RETRY_AFTER_MS = 5000
+
+/** Runs `operation` against the store, failing after `timeoutMs` (a down Redis can queue commands forever). */
+async function bounded<T> (operation: () => Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((resolve, reject) => {
+    timer = setTimeout(reject, timeoutMs, STORE_TIMEOUT)
+  })
+  try {
+    return await Promise.race([operation(), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function storeFailure (cause: unknown): Record<string, unknown> {
+  return { storeError: cause === STORE_TIMEOUT ? 'timeout' : String((cause as Error)?.message ?? cause) }
+}
+
+/** The concurrent-session limiter of section 6: reserve, bind, release, over a `SessionStore`. */
+export class SessionLimiter {
+  readonly config: LimiterConfig
+
+  constructor (config: LimiterConfig) {
+    this.config = config
+  }
+
+  /**
+   * Reserves a slot for `key`. Resolves to its id, or to undefined when the store failed and
+   * `onStoreError` is `'allow'` (the session then goes unlimited). Rejects with
+   * `FST_OSHARA_SESSION_LIMIT`, or `FST_OSHARA_UNAVAILABLE` when the store failed and `'deny'`.
+   */
+  async acquire (key: string, log: Logger): Promise<string | undefined> {
+    const { store, concurrency, global, pendingMs, storeTimeoutMs } = this.config
+    let result
+    try {
+      result = await bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs)
+    } catch (cause) {
+      if (this.config.onStoreError === 'allow') {
+        log.warn(storeFailure(cause), 'oshara: session store failed; serving without a session limit (onStoreError: allow)')
+        return undefined
+      }
+      log.error(storeFailure(cause), 'oshara: session store failed; refusing the session (onStoreError: deny)')
+      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {
+        retryAfterMs: STORE_RETRY_AFTER_MS, cause
+      })
+    }
+    if (result.ok) return result.slotId
+    throw new OsharaSessionLimitError('Too many active voice sessions. Try again later.', {
+      retryAfterMs: Math.max(1000, result.retryAfterMs), detail: `${result.scope} limit reached`
+    })
+  }
+
+  /** Ties the slot to the minted session for `holdMs` (or the session's own lifetime). */
+  async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger): Promise<void> {
+    const holdMs = this.config.holdMs ?? expiresInSeconds * 1000
+    try {
+      await bounded(() => this.config.store.bind(slotId, sessionId, holdMs), this.config.storeTimeoutMs)
+    } catch (cause) {
+      // The reservation still expires after pendingMs, so nothing leaks for long.
+      log.warn({ ...storeFailure(cause), session_id: sessionId }, 'oshara: session store failed to bind the slot')
+    }
+  }
+
+  /** Frees a reservation after a failed mint. Never throws: a failure only shortens nothing, it is logged. */
+  async release (slotId: string, log: Logger): Promise<void> {
+    try {
+      await bounded(() => this.config.store.release(slotId), this.config.storeTimeoutMs)
+    } catch (cause) {
+      log.warn(storeFailure(cause), 'oshara: session store failed to release a slot; it frees when it expires')
+    }
+  }
+
+  /** Frees the slot of `sessionId` (only `key`'s, when given). Rejects with `FST_OSHARA_UNAVAILABLE` when the store fails. */
+  async releaseSession (sessionId: string, key?: string): Promise<boolean> {
+    try {
+      return await bounded(() => this.config.store.releaseSession(sessionId, key), this.config.storeTimeoutMs)
+    } catch (cause) {
+      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {
+        retryAfterMs: STORE_RETRY_AFTER_MS, cause
+      })
+    }
+  }
+}

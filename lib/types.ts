@@ -1,0 +1,124 @@
+import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
+import type { Dispatcher } from 'undici'
+import type { BreakerOptions } from './client/breaker.js'
+import type { CallOptions, OsharaClient } from './client/client.js'
+import type { RetryOptions } from './client/retry.js'
+import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
+import type { SessionStore } from './limits/store.js'
+import type { ClientField } from './route/schemas.js'
+
+type MaybePromise<T> = T | Promise<T>
+
+/** The user's context passed upstream as `metadata` (user_id, email, plan, ...). */
+export type SessionMetadata = Record<string, unknown>
+
+/** Route options merged into `POST {path}` (and `DELETE {path}/:session_id`): auth hooks, config, body limit, docs. */
+export type OsharaRouteOptions = Pick<RouteShorthandOptions,
+  'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'preSerialization' | 'onSend' | 'onResponse' |
+  'onError' | 'onTimeout' | 'onRequestAbort' | 'config' | 'bodyLimit' | 'logLevel' | 'constraints'> & {
+  /** Documentation only (e.g. for `@fastify/swagger`): the plugin owns `body`, `params` and `response`. */
+  schema?: OsharaRouteDocs
+}
+
+export interface OsharaRouteDocs {
+  tags?: string[]
+  summary?: string
+  description?: string
+  security?: Array<Record<string, string[]>>
+  operationId?: string
+  hide?: boolean
+  deprecated?: boolean
+  externalDocs?: { url: string, description?: string }
+  [extension: `x-${string}`]: unknown
+}
+
+export interface OsharaLimitsOptions {
+  /** Most active sessions per key. */
+  concurrency: number
+  /** The limiter key of a request. Default `request.ip`. */
+  key?: (request: FastifyRequest) => MaybePromise<string>
+  /** Most active sessions across all keys (your plan's concurrent-session limit). */
+  global?: number
+  /** Where slots live. Default: a new `MemorySessionStore` (one process). */
+  store?: SessionStore
+  /** Longest a slot is held without `DELETE`. Default: the session's `expires_in_seconds`. */
+  holdMs?: number
+  /** When the store fails or is slower than `storeTimeoutMs`: `'deny'` (503, default) or `'allow'` (serve unlimited, warn). */
+  onStoreError?: 'deny' | 'allow'
+  /** Longest wait for the store. Default 1000. */
+  storeTimeoutMs?: number
+}
+
+/** Upstream options of the built-in client; not accepted together with `client`. */
+export interface OsharaUpstreamOptions {
+  /** Default `https://api.oshara.ai`. */
+  baseUrl?: string
+  /** `X-API-Key` on every upstream call; never sent to the browser. */
+  apiKey?: string
+  /** Per-attempt timeout. Default 10000. */
+  timeoutMs?: number
+  /** Whole-call budget, retries included. Default 15000. */
+  deadlineMs?: number
+  retry?: RetryOptions | false
+  breaker?: BreakerOptions | false
+  /** E.g. an undici `ProxyAgent`; never closed by the plugin. */
+  dispatcher?: Dispatcher
+}
+
+export interface OsharaVoiceOptions extends OsharaUpstreamOptions {
+  /** Sent upstream as `Origin`; must be on the character's `allowed_origins`. */
+  origin: string
+  /** The character slug for a request. */
+  agent: string | ((request: FastifyRequest) => MaybePromise<string>)
+  /** Slugs the browser may pick (body `agent`, or LiveKit `room_config.agents[0].agent_name`). */
+  agents?: string[]
+  /** The metadata extractor: the logged-in user's context. */
+  metadata?: (request: FastifyRequest) => MaybePromise<SessionMetadata>
+  /** Server-chosen per-session overrides. */
+  session?: (request: FastifyRequest) => MaybePromise<SessionOverrides>
+  /** Fields the browser may set. Default `['language']`. */
+  clientFields?: ClientField[]
+  /** Allow-list for a browser-set `language` (case-insensitive). */
+  languages?: string[]
+  /** Route path. Default `/voice-token`. */
+  path?: string
+  /** `false`: no route, decorator only. Default true. */
+  route?: boolean
+  routeOptions?: OsharaRouteOptions
+  /** Instance decorator name, or `false`. Default `'oshara'`. */
+  decorator?: string | false
+  /** After the upstream body is built, before the call: edit `draft`, or throw to deny. */
+  beforeSession?: (request: FastifyRequest, draft: SessionRequest) => MaybePromise<void>
+  /** After a session is minted, before the reply. A throw fails the request and frees its limiter slot. */
+  onSession?: (request: FastifyRequest, session: OsharaSession) => MaybePromise<void>
+  /** Observes every failure; cannot change the reply. */
+  onSessionError?: (request: FastifyRequest, error: Error) => MaybePromise<void>
+  limits?: OsharaLimitsOptions
+  /** Reshape the 200 reply. Default: section 4's fields. */
+  response?: (session: OsharaSession, request: FastifyRequest) => Record<string, unknown>
+  /** Share one client between registrations (then the upstream options are not accepted). */
+  client?: OsharaClient
+}
+
+/** Input of `fastify.oshara.createSession`: the upstream body; `agent` defaults to the plugin's string `agent`. */
+export type CreateSessionInput = Omit<SessionRequest, 'agent'> & { agent?: string }
+
+export interface CreateSessionOptions extends Pick<CallOptions, 'signal' | 'requestId'> {
+  /** Apply the limiter to this key. */
+  key?: string
+}
+
+/** `fastify.oshara` (or the name given by `decorator`). */
+export interface OsharaDecorator {
+  readonly client: OsharaClient
+  /** Mint a session for a native app or a server-initiated call; same client, errors and limiter as the route. */
+  createSession (input: CreateSessionInput, options?: CreateSessionOptions): Promise<OsharaSession>
+  /** Free the limiter slot of a session; false when none was held (or no `limits`). */
+  releaseSession (sessionId: string): Promise<boolean>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    oshara: OsharaDecorator
+  }
+}

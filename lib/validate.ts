@@ -1,0 +1,56 @@
+import { invalidOption } from './errors.js'
+
+/** Small register-time checks; each throws `FST_OSHARA_INVALID_OPTIONS` naming the option and the fix. */
+
+export function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+export function objectOption (name: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (!isPlainObject(value)) throw invalidOption(name, `must be an object, got ${describe(value)}`, `pass { ${allowed.join(', ')} }`)
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw invalidOption(`${name}.${key}`, 'is not a known option', `remove it; known: ${allowed.join(', ')}`)
+    }
+  }
+  return value
+}
+
+export function integerOption (name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`
+    throw invalidOption(name, `must be an integer ${range}, got ${describe(value)}`, `set ${name} to an integer ${range} (default ${fallback})`)
+  }
+  return value
+}
+
+export function booleanOption (name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw invalidOption(name, `must be a boolean, got ${describe(value)}`, `set ${name} to true or false`)
+  return value
+}
+
+export function functionOption<F> (name: string, value: unknown, signature: string): F | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw invalidOption(name, `must be a function, got ${describe(value)}`, `pass ${signature}`)
+  return value as F
+}
+
+export function stringListOption (name: string, value: unknown, fix: string): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string' && item.length > 0)) {
+    throw invalidOption(name, `must be a non-empty array of non-empty strings, got ${describe(value)}`, fix)
+  }
+  return value as string[]
+}
+
+export function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)
+  if (typeof value === 'object') return 'an object'
+  return typeof value === 'function' ? 'a function' : `${typeof value} ${String(value)}`
+}
