@@ -18,7 +18,9 @@ function withOurs<T> (theirs: T | T[] | undefined, ours: T): T[] {
 function registerRoutes (fastify: FastifyInstance, config: PluginConfig): void {
   const { schema: docs, preValidation, bodyLimit, ...hooks } = config.routeOptions
   const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
-    refuseUnknownFields(request.body, config.policy)
+    // The body is optional: a bare POST is an empty request, not a schema failure.
+    if (request.body === undefined) request.body = {}
+    else refuseUnknownFields(request.body, config.policy)
     done()
   }
   fastify.withTypeProvider<TypeBoxTypeProvider>().route({

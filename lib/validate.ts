@@ -48,7 +48,7 @@ export function stringListOption (name: string, value: unknown, fix: string): st
 }
 
 export function describe (value: unknown): string {
-  if (value === null) return 'null'
+  if (value === null || value === undefined) return String(value)
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)
   if (typeof value === 'object') return 'an object'

@@ -211,7 +211,6 @@ class SessionClient implements OsharaClient {
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
   private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignal | undefined): Promise<T | AttemptFailure> {
-    if (signal?.aborted === true) return { error: aborted(requestId, 0), serverDelay: undefined }
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(TIMEOUT), timeoutMs)
     const onAbort = (): void => controller.abort(signal?.reason)

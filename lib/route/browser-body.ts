@@ -64,7 +64,7 @@ export function readBrowserChoices (body: Body | undefined, policy: BrowserPolic
     if (typeof value === 'string') fields[field] = value
   }
   if (fields.language !== undefined && policy.languages !== undefined && !policy.languages.has(fields.language.toLowerCase())) {
-    throw new OsharaFieldNotAllowedError('language', `The language "${fields.language}" is not offered.`)
+    throw new OsharaFieldNotAllowedError('language', `The language "${fields.language}" is not offered (field "language").`)
   }
   return { agent, fields }
 }
@@ -78,6 +78,6 @@ function pickAgent (agent: string | undefined, agentName: string | undefined, po
   if (chosen === undefined) return undefined
   const field = agent === undefined ? 'room_config.agents[0].agent_name' : 'agent'
   if (policy.agents === undefined) refuse(field)
-  if (!policy.agents.has(chosen)) throw new OsharaFieldNotAllowedError(field, `The agent "${chosen}" is not offered.`)
+  if (!policy.agents.has(chosen)) throw new OsharaFieldNotAllowedError(field, `The agent "${chosen}" is not offered (field "${field}").`)
   return chosen
 }

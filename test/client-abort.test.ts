@@ -1,0 +1,74 @@
+import t from 'tap'
+import { createOsharaClient } from '../lib/client/client.js'
+import { OsharaError } from '../lib/errors.js'
+import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
+
+// An aborted signal ends the call at once, wherever it is, and never starts another attempt.
+
+const body = { agent: 'support-bot' }
+
+async function failure (promise: Promise<unknown>): Promise<OsharaError> {
+  try {
+    await promise
+  } catch (error) {
+    if (error instanceof OsharaError) return error
+    throw error
+  }
+  throw new Error('expected the call to fail')
+}
+
+t.test('abort during a slow attempt: rejects within 50 ms and the emulator sees the request closed', async (t) => {
+  const emulator = await startEmulator(t)
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url })
+  t.teardown(() => client.close())
+  emulator.fault({ delayMs: 5000 })
+  const controller = new AbortController()
+  const call = failure(client.createSession(body, { signal: controller.signal }))
+  await emulator.waitForRequest(() => true)
+  const aborted = Date.now()
+  controller.abort()
+  const error = await call
+  t.ok(Date.now() - aborted < 50, `rejected ${Date.now() - aborted} ms after the abort`)
+  t.match(error, { code: 'FST_OSHARA_ABORTED', statusCode: 499, attempts: 1, outcome: 'unknown' })
+  const seen = await emulator.waitForRequest((request) => request.aborted)
+  t.equal(seen.status, undefined, 'never answered')
+  t.equal(emulator.sessions.size, 0, 'no session was minted')
+})
+
+t.test('abort during a backoff delay: rejects within 50 ms, no further attempt', async (t) => {
+  const emulator = await startEmulator(t)
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, retry: { minDelayMs: 2000, maxDelayMs: 2000 } })
+  t.teardown(() => client.close())
+  emulator.fault({ status: 503, headers: { 'retry-after': '3' } }, 3)
+  const controller = new AbortController()
+  const call = failure(client.createSession(body, { signal: controller.signal }))
+  await emulator.waitForRequest((request) => request.status === 503)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const aborted = Date.now()
+  controller.abort()
+  const error = await call
+  t.ok(Date.now() - aborted < 50, `rejected ${Date.now() - aborted} ms after the abort`)
+  t.match(error, { code: 'FST_OSHARA_ABORTED', attempts: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(sessionRequests(emulator).length, 1, 'no attempt after the abort')
+})
+
+t.test('an already aborted signal: nothing is sent', async (t) => {
+  const emulator = await startEmulator(t)
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url })
+  t.teardown(() => client.close())
+  t.match(await failure(client.createSession(body, { signal: AbortSignal.abort() })), { code: 'FST_OSHARA_ABORTED', attempts: 0 })
+  t.equal(emulator.requests.length, 0)
+})
+
+t.test('an abort during the attempt that aborts before the backoff is taken: no further attempt', async (t) => {
+  const emulator = await startEmulator(t)
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, retry: { minDelayMs: 1, maxDelayMs: 1 } })
+  t.teardown(() => client.close())
+  emulator.fault({ status: 503 }, 3)
+  const controller = new AbortController()
+  // The retry warning is logged after an attempt failed and before the delay starts: abort right there.
+  const logger = { info: () => {}, warn: () => controller.abort() }
+  t.match(await failure(client.createSession(body, { signal: controller.signal, log: logger })), { code: 'FST_OSHARA_ABORTED', attempts: 1 })
+  t.equal(sessionRequests(emulator).length, 1)
+})

@@ -1,0 +1,39 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import osharaVoice, { type OsharaVoiceOptions } from '../../lib/index.js'
+import type { OsharaEmulator } from '../../lib/emulator/index.js'
+import { ORIGIN } from './emulator.js'
+
+/** A Fastify app with the plugin against `emulator`; retries fast, closed at the end of `t`. */
+export async function buildApp (t: Test, emulator: OsharaEmulator, options: Partial<OsharaVoiceOptions> = {}, fastifyOptions: Parameters<typeof Fastify>[0] = {}): Promise<FastifyInstance> {
+  const app = Fastify(fastifyOptions)
+  await app.register(osharaVoice, {
+    origin: ORIGIN,
+    agent: 'support-bot',
+    baseUrl: emulator.url,
+    retry: { minDelayMs: 1, maxDelayMs: 5 },
+    ...options
+  } as OsharaVoiceOptions)
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+/** Collects what pino writes, for asserting on log lines and on what they must not contain. */
+export function logCapture (): { stream: { write: (line: string) => void }, lines: () => Array<Record<string, unknown>>, text: () => string } {
+  const chunks: string[] = []
+  return {
+    stream: { write: (line: string) => { chunks.push(line) } },
+    lines: () => chunks.map((line) => JSON.parse(line) as Record<string, unknown>),
+    text: () => chunks.join('')
+  }
+}
+
+export function postToken (app: FastifyInstance, payload?: unknown, headers: Record<string, string> = {}) {
+  return app.inject({
+    method: 'POST',
+    url: '/voice-token',
+    ...(payload === undefined ? {} : { payload: payload as string }),
+    headers: payload === undefined ? headers : { 'content-type': 'application/json', ...headers }
+  })
+}

@@ -1,0 +1,121 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import osharaVoice, { OsharaError, OsharaSessionLimitError } from '../lib/index.js'
+import { buildApp, logCapture, postToken } from './helpers/app.js'
+import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
+
+// agent resolver, session overrides, beforeSession, onSession, onSessionError (SPEC section 6).
+
+t.test('agent as an async function, session overrides win over browser fields', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    agent: async (request) => request.headers['x-team'] === 'sales' ? 'sales-bot' : 'support-bot',
+    clientFields: ['language', 'greeting'],
+    session: async () => ({ greeting: 'Server greeting', mcp_headers: { authorization: 'Bearer srv' }, voice_model: 'v2' })
+  })
+  t.equal((await postToken(app, { language: 'en', greeting: 'Browser greeting' }, { 'x-team': 'sales' })).statusCode, 200)
+  t.same(sessionRequests(emulator)[0]?.body, {
+    agent: 'sales-bot', language: 'en', greeting: 'Server greeting', voice_model: 'v2', mcp_headers: { authorization: 'Bearer srv' }
+  })
+})
+
+t.test('beforeSession edits the draft or denies', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    beforeSession: (request, draft) => {
+      if (request.headers['x-deny'] === 'limit') throw new OsharaSessionLimitError('Your plan allows no more calls today.', { retryAfterMs: 3600_000 })
+      if (request.headers['x-deny'] === 'plain') throw Object.assign(new Error('Upgrade first'), { statusCode: 402 })
+      draft.language = 'es'
+      draft.metadata = { ...draft.metadata, edited: true }
+    }
+  })
+  t.equal((await postToken(app)).statusCode, 200)
+  t.same(sessionRequests(emulator)[0]?.body, { agent: 'support-bot', language: 'es', metadata: { edited: true } })
+
+  const limited = await postToken(app, undefined, { 'x-deny': 'limit' })
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['retry-after'], '3600')
+  t.match(limited.json(), { code: 'FST_OSHARA_SESSION_LIMIT', message: 'Your plan allows no more calls today.' })
+  const plain = await postToken(app, undefined, { 'x-deny': 'plain' })
+  t.equal(plain.statusCode, 402)
+  t.equal(sessionRequests(emulator).length, 1, 'denied requests never reach Oshara')
+})
+
+t.test('a draft made invalid by a hook is a 500 FST_OSHARA_INVALID_SESSION, not an upstream call', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, { beforeSession: (_request, draft) => { (draft as Record<string, unknown>).language = 42 } })
+  const response = await postToken(app)
+  t.equal(response.statusCode, 500)
+  t.equal(response.json().code, 'FST_OSHARA_INVALID_SESSION')
+  t.equal(emulator.requests.length, 0)
+})
+
+t.test('onSession sees the full session; a throw fails the request with 500', async (t) => {
+  const emulator = await startEmulator(t)
+  const seen: string[] = []
+  const app = await buildApp(t, emulator, {
+    onSession: async (request, session) => {
+      seen.push(session.system_prompt as string)
+      if (request.headers['x-fail'] === '1') throw new Error('database down')
+    }
+  })
+  t.equal((await postToken(app)).statusCode, 200)
+  t.same(seen, ['You are a helpful support agent.'])
+  const failed = await postToken(app, undefined, { 'x-fail': '1' })
+  t.equal(failed.statusCode, 500)
+  t.equal(failed.json().message, 'database down')
+})
+
+t.test('onSessionError observes every failure and cannot change the reply', async (t) => {
+  const emulator = await startEmulator(t)
+  const capture = logCapture()
+  const observed: string[] = []
+  const app = await buildApp(t, emulator, {
+    retry: false,
+    metadata: (request) => {
+      if (request.headers['x-meta'] === 'boom') throw new Error('no user')
+      return {}
+    },
+    onSession: (request) => { if (request.headers['x-fail'] === '1') throw new Error('hook failed') },
+    onSessionError: (_request, error) => {
+      observed.push((error as OsharaError).code ?? error.message)
+      throw new Error('observer broke')
+    }
+  }, { logger: { level: 'info', stream: capture.stream } })
+  emulator.fault({ status: 404 })
+  t.equal((await postToken(app)).statusCode, 502)
+  t.equal((await postToken(app, { metadata: {} })).statusCode, 400)
+  t.equal((await postToken(app, undefined, { 'x-meta': 'boom' })).statusCode, 500)
+  t.equal((await postToken(app, undefined, { 'x-fail': '1' })).statusCode, 500)
+  t.same(observed, ['FST_OSHARA_AGENT_NOT_FOUND', 'no user', 'hook failed'], 'route validation errors happen before the pipeline')
+  t.equal(capture.lines().filter((line) => line.msg === 'oshara: onSessionError hook threw; the reply is unchanged').length, 3)
+})
+
+t.test('hooks from routeOptions run, in order, before ours', async (t) => {
+  const emulator = await startEmulator(t)
+  const order: string[] = []
+  const app = Fastify()
+  await app.register(osharaVoice, {
+    origin: ORIGIN,
+    agent: 'support-bot',
+    baseUrl: emulator.url,
+    routeOptions: {
+      onRequest: [async () => { order.push('onRequest') }],
+      preValidation: async (request) => {
+        order.push('preValidation')
+        // A user hook may clean the body before our field check.
+        delete (request.body as Record<string, unknown> | undefined)?.csrf
+      },
+      preHandler: async () => { order.push('preHandler') },
+      config: { rateLimit: { max: 5 } }
+    },
+    onSession: () => { order.push('onSession') }
+  })
+  app.addHook('onRoute', () => {})
+  t.teardown(() => app.close())
+  const response = await postToken(app, { csrf: 'token', language: 'en' })
+  t.equal(response.statusCode, 200)
+  t.same(order, ['onRequest', 'preValidation', 'preHandler', 'onSession'])
+  const route = app.hasRoute({ method: 'POST', url: '/voice-token' })
+  t.ok(route)
+})

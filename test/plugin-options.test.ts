@@ -1,0 +1,121 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { Agent } from 'undici'
+import osharaVoice, { createOsharaClient, MemorySessionStore, OsharaInvalidOptionsError, type OsharaVoiceOptions } from '../lib/index.js'
+import { ORIGIN } from './helpers/emulator.js'
+
+// Wrong options fail at register (the app does not start) naming the option and the fix.
+
+async function registerError (options: unknown): Promise<OsharaInvalidOptionsError> {
+  const app = Fastify()
+  try {
+    await app.register(osharaVoice, options as OsharaVoiceOptions)
+    await app.ready()
+  } catch (error) {
+    return error as OsharaInvalidOptionsError
+  } finally {
+    await app.close()
+  }
+  throw new Error('expected register to fail')
+}
+
+const base = { origin: ORIGIN, agent: 'support-bot' }
+const store = new MemorySessionStore()
+
+const cases: Array<[string, unknown, RegExp]> = [
+  ['no options', undefined, /"agent" is required/],
+  ['options that are not an object', 'support-bot', /"options" must be an object, got "support-bot"/],
+  ['missing origin', { agent: 'a' }, /"origin" is required.*Fix: set origin/],
+  ['an origin with a path', { ...base, origin: 'https://app.example.com/voice' }, /"origin" must be an origin without path.*use 'https:\/\/app\.example\.com'/],
+  ['an origin that is not a URL', { ...base, origin: 'app.example.com' }, /"origin" is not an absolute URL/],
+  ['an origin with another scheme', { ...base, origin: 'ftp://app.example.com' }, /"origin" must use http or https/],
+  ['missing agent', { origin: ORIGIN }, /"agent" is required/],
+  ['an empty agent', { ...base, agent: '' }, /"agent" is required/],
+  ['a non-function metadata', { ...base, metadata: { user_id: 1 } }, /"metadata" must be a function, got an object.*Fix: pass \(request\)/],
+  ['a non-function onSession', { ...base, onSession: 'log' }, /"onSession" must be a function/],
+  ['a client that is not an OsharaClient', { ...base, client: 'later' }, /"client" must be an OsharaClient/],
+  ['an unknown option', { ...base, agnet: 'typo' }, /"options\.agnet" is not a known option.*known: origin/],
+  ['clientFields with a server-only field', { ...base, clientFields: ['language', 'metadata'] }, /"clientFields" must be an array of 'language'.*metadata and mcp_headers are server-only/],
+  ['an empty agents list', { ...base, agents: [] }, /"agents" must be a non-empty array/],
+  ['a language that is not a tag', { ...base, languages: ['en', 'english language'] }, /"languages" holds "english language"/],
+  ['a path without a slash', { ...base, path: 'voice-token' }, /"path" must be an absolute route path/],
+  ['a path with a trailing slash', { ...base, path: '/voice-token/' }, /"path"/],
+  ['a non-boolean route', { ...base, route: 'no' }, /"route" must be a boolean/],
+  ['a bad decorator name', { ...base, decorator: 'my-voice' }, /"decorator" must be an identifier or false/],
+  ['routeOptions with a handler', { ...base, routeOptions: { handler: () => {} } }, /"routeOptions\.handler" is not a known option/],
+  ['routeOptions.schema.body', { ...base, routeOptions: { schema: { body: {} } } }, /"routeOptions\.schema\.body" is not accepted: the plugin owns the body/],
+  ['routeOptions.schema not an object', { ...base, routeOptions: { schema: [] } }, /"routeOptions\.schema" must be an object/],
+  ['limits without concurrency', { ...base, limits: {} }, /"limits\.concurrency" is required/],
+  ['limits.concurrency 0', { ...base, limits: { concurrency: 0 } }, /"limits\.concurrency" must be an integer >= 1, got number 0/],
+  ['limits.global 1.5', { ...base, limits: { concurrency: 1, global: 1.5 } }, /"limits\.global" must be an integer/],
+  ['limits.onStoreError', { ...base, limits: { concurrency: 1, onStoreError: 'ignore' } }, /"limits\.onStoreError" must be 'deny' or 'allow'/],
+  ['limits.store without methods', { ...base, limits: { concurrency: 1, store: {} } }, /"limits\.store" must implement acquire, bind, release, releaseSession/],
+  ['limits.key not a function', { ...base, limits: { concurrency: 1, key: 'ip' } }, /"limits\.key" must be a function/],
+  ['limits.holdMs negative', { ...base, limits: { concurrency: 1, holdMs: -1 } }, /"limits\.holdMs"/],
+  ['an unknown limits option', { ...base, limits: { concurrency: 1, max: 3 } }, /"limits\.max" is not a known option/],
+  ['timeoutMs as a string', { ...base, timeoutMs: '10s' }, /"timeoutMs" must be an integer >= 1, got "10s"/],
+  ['deadlineMs 0', { ...base, deadlineMs: 0 }, /"deadlineMs" must be an integer >= 1/],
+  ['retry.retries 11', { ...base, retry: { retries: 11 } }, /"retry\.retries" must be an integer between 0 and 10/],
+  ['retry.statusCodes with 404', { ...base, retry: { statusCodes: [404] } }, /"retry\.statusCodes" must be an array of 5xx statuses/],
+  ['retry.onTimeout as a string', { ...base, retry: { onTimeout: 'yes' } }, /"retry\.onTimeout" must be a boolean/],
+  ['retry as a number', { ...base, retry: 3 }, /"retry" must be an object, got number 3/],
+  ['an unknown retry option', { ...base, retry: { attempts: 3 } }, /"retry\.attempts" is not a known option/],
+  ['breaker.cooldownMs 0', { ...base, breaker: { cooldownMs: 0 } }, /"breaker\.cooldownMs"/],
+  ['a baseUrl that is not a URL', { ...base, baseUrl: 'oshara' }, /"baseUrl" must be an absolute http\(s\) URL/],
+  ['a baseUrl with a query', { ...base, baseUrl: 'https://api.oshara.ai/?x=1' }, /"baseUrl" must not carry a query/],
+  ['a baseUrl with another scheme', { ...base, baseUrl: 'ws://api.oshara.ai' }, /"baseUrl" must be an absolute http\(s\) URL/],
+  ['an apiKey with a space', { ...base, apiKey: 'sk_abc def' }, /"apiKey" must be a non-empty string of printable characters/],
+  ['an apiKey over plain http', { ...base, apiKey: 'sk_abc', baseUrl: 'http://oshara.internal' }, /"apiKey" would be sent in clear text.*use an https baseUrl/],
+  ['a dispatcher without request()', { ...base, dispatcher: {} }, /"dispatcher" must be an object with request\(\)/],
+  ['a response that is not a function', { ...base, response: {} }, /"response" must be a function/]
+]
+
+for (const [name, options, message] of cases) {
+  t.test(`register fails on ${name}`, async (t) => {
+    const error = await registerError(options)
+    t.ok(error instanceof OsharaInvalidOptionsError, `${String(error)}`)
+    t.equal(error.code, 'FST_OSHARA_INVALID_OPTIONS')
+    t.match(error.message, message)
+  })
+}
+
+t.test('the API key is never echoed in an options error', async (t) => {
+  const error = await registerError({ ...base, apiKey: 'sk_live secret' })
+  t.notOk(error.message.includes('secret'))
+})
+
+t.test('client cannot be combined with upstream options, and must agree on origin', async (t) => {
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: 'http://127.0.0.1:9' })
+  t.teardown(() => client.close())
+  t.match((await registerError({ agent: 'a', client, timeoutMs: 5 })).message, /"timeoutMs" cannot be combined with client.*createOsharaClient/)
+  t.match((await registerError({ agent: 'a', client, origin: 'https://other.example.com' })).message, /"origin" differs from the client's origin/)
+})
+
+t.test('a second registration with the same decorator name says how to fix it', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(osharaVoice, { ...base, path: '/one' })
+  await t.rejects(app.register(osharaVoice, { ...base, path: '/two' }).ready(), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"decorator" "oshara" is already taken.*decorator: 'osharaSales'/ })
+})
+
+t.test('valid edge cases register', async (t) => {
+  const agent = new Agent()
+  t.teardown(() => agent.close())
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(osharaVoice, {
+    origin: 'http://localhost:3000/',
+    agent: 'support-bot',
+    apiKey: 'sk_local',
+    baseUrl: 'http://127.0.0.1:1/prefix/',
+    dispatcher: agent,
+    retry: false,
+    breaker: false,
+    clientFields: ['language', 'language'],
+    limits: { concurrency: 2, global: 10, holdMs: 60000, store, key: (request) => request.ip, onStoreError: 'allow', storeTimeoutMs: 50 },
+    routeOptions: { schema: { tags: ['voice'], summary: 'Mint', 'x-internal': true } },
+    decorator: 'voice'
+  })
+  await app.ready()
+  t.ok(app.hasDecorator('voice'))
+})
