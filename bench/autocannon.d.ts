@@ -1,6 +1,6 @@
 // The part of autocannon 8's library API the benchmarks use (the package ships no types).
 declare module 'autocannon' {
-  interface Histogram {
+  export interface Histogram {
     average: number
     mean: number
     stddev: number
@@ -14,7 +14,7 @@ declare module 'autocannon' {
     p99_9: number
   }
 
-  interface Options {
+  export interface Options {
     url: string
     method?: string
     headers?: Record<string, string>
@@ -26,7 +26,7 @@ declare module 'autocannon' {
     timeout?: number
   }
 
-  interface Result {
+  export interface Result {
     duration: number
     errors: number
     timeouts: number

@@ -94,7 +94,7 @@ function undiciRoute (app: FastifyInstance, upstream: string): () => Promise<voi
     })
     if (response.statusCode !== 200) {
       await response.body.dump()
-      return reply.code(502).send({ error: `upstream answered ${response.statusCode}` })
+      throw new Error(`upstream answered ${response.statusCode}`)
     }
     const session = await response.body.json() as UpstreamSession
     reply.header('cache-control', 'no-store')

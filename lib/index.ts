@@ -9,7 +9,25 @@ export type { OsharaClientOptions, OsharaLogger } from './client/options.js'
 export type { RetryOptions } from './client/retry.js'
 export type { BreakerOptions } from './client/breaker.js'
 export type { OsharaSession, OsharaSessionSummary, SessionOverrides, SessionRequest } from './client/schemas.js'
-export * from './errors.js'
+export {
+  OsharaAbortedError,
+  OsharaAgentNotFoundError,
+  OsharaBadResponseError,
+  OsharaError,
+  OsharaFieldNotAllowedError,
+  OsharaInvalidOptionsError,
+  OsharaInvalidSessionError,
+  OsharaOriginForbiddenError,
+  OsharaRequestRejectedError,
+  OsharaSessionLimitError,
+  OsharaSessionNotFoundError,
+  OsharaTimeoutError,
+  OsharaUnauthorizedError,
+  OsharaUnavailableError,
+  OsharaUpstreamError,
+  OsharaUpstreamLimitError
+} from './errors.js'
+export type { OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
 export { RedisSessionStore, type RedisSessionStoreOptions } from './limits/redis-store.js'
 export type { AcquireResult, SessionStore, SlotRequest } from './limits/store.js'
@@ -22,7 +40,10 @@ export type {
   OsharaRouteDocs,
   OsharaRouteOptions,
   OsharaUpstreamOptions,
+  OsharaVoiceBaseOptions,
   OsharaVoiceOptions,
+  OsharaVoiceOwnClientOptions,
+  OsharaVoiceSharedClientOptions,
   SessionMetadata
 } from './types.js'
 export { VERSION } from './version.js'

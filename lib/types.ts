@@ -17,8 +17,8 @@ export type OsharaRouteOptions = Pick<RouteShorthandOptions,
   'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'preSerialization' | 'onSend' | 'onResponse' |
   'onError' | 'onTimeout' | 'onRequestAbort' | 'config' | 'bodyLimit' | 'logLevel' | 'constraints'> & {
   /** Documentation only (e.g. for `@fastify/swagger`): the plugin owns `body`, `params` and `response`. */
-  schema?: OsharaRouteDocs
-}
+    schema?: OsharaRouteDocs
+  }
 
 export interface OsharaRouteDocs {
   tags?: string[]
@@ -65,9 +65,8 @@ export interface OsharaUpstreamOptions {
   dispatcher?: Dispatcher
 }
 
-export interface OsharaVoiceOptions extends OsharaUpstreamOptions {
-  /** Sent upstream as `Origin`; must be on the character's `allowed_origins`. */
-  origin: string
+/** Options shared by both forms of `OsharaVoiceOptions`. */
+export interface OsharaVoiceBaseOptions {
   /** The character slug for a request. */
   agent: string | ((request: FastifyRequest) => MaybePromise<string>)
   /** Slugs the browser may pick (body `agent`, or LiveKit `room_config.agents[0].agent_name`). */
@@ -94,11 +93,26 @@ export interface OsharaVoiceOptions extends OsharaUpstreamOptions {
   /** Observes every failure; cannot change the reply. */
   onSessionError?: (request: FastifyRequest, error: Error) => MaybePromise<void>
   limits?: OsharaLimitsOptions
-  /** Reshape the 200 reply. Default: section 4's fields. */
+  /** Reshape the 200 reply. Default: the fields listed in the README. */
   response?: (session: OsharaSession, request: FastifyRequest) => Record<string, unknown>
-  /** Share one client between registrations (then the upstream options are not accepted). */
-  client?: OsharaClient
 }
+
+/** With its own client: `origin` is required, the upstream options apply. */
+export interface OsharaVoiceOwnClientOptions extends OsharaVoiceBaseOptions, OsharaUpstreamOptions {
+  /** Sent upstream as `Origin`; must be on the character's `allowed_origins`. */
+  origin: string
+  client?: undefined
+}
+
+/** With a shared client: the upstream options belong to `createOsharaClient`. */
+export type OsharaVoiceSharedClientOptions = OsharaVoiceBaseOptions & { [K in keyof OsharaUpstreamOptions]?: never } & {
+  /** Share one client between registrations. */
+  client: OsharaClient
+  /** Optional; when given it must equal the client's origin. */
+  origin?: string
+}
+
+export type OsharaVoiceOptions = OsharaVoiceOwnClientOptions | OsharaVoiceSharedClientOptions
 
 /** Input of `fastify.oshara.createSession`: the upstream body; `agent` defaults to the plugin's string `agent`. */
 export type CreateSessionInput = Omit<SessionRequest, 'agent'> & { agent?: string }

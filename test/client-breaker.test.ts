@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createOsharaClient } from '../lib/client/client.js'
 import { OsharaError } from '../lib/errors.js'
 import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
@@ -17,7 +17,7 @@ async function failure (promise: Promise<unknown>): Promise<OsharaError> {
   throw new Error('expected the call to fail')
 }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup (t: Test) {
   const emulator = await startEmulator(t)
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, retry: false, breaker: { failureThreshold: 3, cooldownMs: 200 } })
   t.teardown(() => client.close())

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createServer } from 'node:http'
 import { createOsharaClient } from '../lib/client/client.js'
 import type { OsharaClientOptions } from '../lib/client/options.js'
@@ -9,7 +9,7 @@ import { API_KEY, closedPort, ORIGIN, startEmulator } from './helpers/emulator.j
 
 const body = { agent: 'support-bot', language: 'en', metadata: { user_id: 'u1' } }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], options: Partial<OsharaClientOptions> = {}) {
+async function setup (t: Test, options: Partial<OsharaClientOptions> = {}) {
   const emulator = await startEmulator(t)
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, retry: false, breaker: false, ...options })
   t.teardown(() => client.close())
@@ -127,6 +127,18 @@ t.test('a chunked body over 1 MiB (no content-length) is cut off too', async (t)
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}`, retry: false })
   t.teardown(() => client.close())
   t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_BAD_RESPONSE', detail: /1 MiB/ })
+})
+
+t.test('an error body over 1 MiB is not read either', async (t) => {
+  const server = createServer((_req, res) => {
+    res.writeHead(500, { 'content-type': 'text/plain', 'content-length': String(2 * 1024 * 1024) })
+    res.end(Buffer.alloc(2 * 1024 * 1024, 0x61))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}`, retry: false })
+  t.teardown(() => client.close())
+  t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_UPSTREAM_ERROR', upstreamStatus: 500, detail: '' })
 })
 
 t.test('an error body that is plain text is kept as the detail', async (t) => {

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createOsharaClient } from '../lib/client/client.js'
 import type { OsharaClientOptions } from '../lib/client/options.js'
 import { OsharaError } from '../lib/errors.js'
@@ -9,7 +9,7 @@ import { closedPort, ORIGIN, recordingLogger, sessionRequests, startEmulator } f
 const body = { agent: 'support-bot' }
 const fast = { minDelayMs: 1, maxDelayMs: 5 }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], options: Partial<OsharaClientOptions> = {}) {
+async function setup (t: Test, options: Partial<OsharaClientOptions> = {}) {
   const emulator = await startEmulator(t)
   const logger = recordingLogger()
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, breaker: false, logger, retry: fast, ...options })

@@ -62,6 +62,9 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['an unknown retry option', { ...base, retry: { attempts: 3 } }, /"retry\.attempts" is not a known option/],
   ['breaker.cooldownMs 0', { ...base, breaker: { cooldownMs: 0 } }, /"breaker\.cooldownMs"/],
   ['a baseUrl that is not a URL', { ...base, baseUrl: 'oshara' }, /"baseUrl" must be an absolute http\(s\) URL/],
+  ['a baseUrl that is not a string', { ...base, baseUrl: 443 }, /"baseUrl" must be an absolute http\(s\) URL, got number 443/],
+  ['a long origin', { ...base, origin: 'x'.repeat(80) }, /"origin" is not an absolute URL: "x{60}\.\.\."/],
+  ['retry as a function', { ...base, retry: () => 3 }, /"retry" must be an object, got a function/],
   ['a baseUrl with a query', { ...base, baseUrl: 'https://api.oshara.ai/?x=1' }, /"baseUrl" must not carry a query/],
   ['a baseUrl with another scheme', { ...base, baseUrl: 'ws://api.oshara.ai' }, /"baseUrl" must be an absolute http\(s\) URL/],
   ['an apiKey with a space', { ...base, apiKey: 'sk_abc def' }, /"apiKey" must be a non-empty string of printable characters/],
@@ -79,6 +82,12 @@ for (const [name, options, message] of cases) {
   })
 }
 
+t.test('createOsharaClient checks its options the same way', async (t) => {
+  t.throws(() => createOsharaClient(null as never), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"options" must be an object, got null/ })
+  t.throws(() => createOsharaClient({ origin: ORIGIN, logger: console.log } as never), { message: /"logger" must be an object with info\(\) and warn\(\)/ })
+  t.throws(() => createOsharaClient({ origin: ORIGIN, agent: 'a' } as never), { message: /"options\.agent" is not a known option/ })
+})
+
 t.test('the API key is never echoed in an options error', async (t) => {
   const error = await registerError({ ...base, apiKey: 'sk_live secret' })
   t.notOk(error.message.includes('secret'))
@@ -95,7 +104,7 @@ t.test('a second registration with the same decorator name says how to fix it', 
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(osharaVoice, { ...base, path: '/one' })
-  await t.rejects(app.register(osharaVoice, { ...base, path: '/two' }).ready(), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"decorator" "oshara" is already taken.*decorator: 'osharaSales'/ })
+  await t.rejects(async () => { await app.register(osharaVoice, { ...base, path: '/two' }) }, { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"decorator" "oshara" is already taken.*decorator: 'osharaSales'/ })
 })
 
 t.test('valid edge cases register', async (t) => {

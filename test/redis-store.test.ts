@@ -7,14 +7,31 @@ import type { AcquireResult, SlotRequest } from '../lib/limits/store.js'
 import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
 
 const LONG_MS = 60_000
+/** Prefixes the tests used, so that their keys can be removed from a shared REDIS_URL server. */
+const testPrefixes: string[] = []
 
 const server = await startRedisServer()
 if (server === undefined) {
   t.comment(REDIS_MISSING)
-  t.skip(REDIS_MISSING)
+  t.skip(REDIS_MISSING, () => {})
 } else {
-  if (!server.external) t.teardown(() => server.stop())
+  t.teardown(() => server.external ? deleteTestKeys(server) : server.stop())
   defineTests(server)
+}
+
+function testPrefix (): string {
+  const prefix = `test-${randomUUID()}:`
+  testPrefixes.push(prefix)
+  return prefix
+}
+
+async function deleteTestKeys (server: RedisServer): Promise<void> {
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  for (const prefix of testPrefixes) {
+    const keys = await redis.keys(`*{${prefix}}*`)
+    if (keys.length > 0) await redis.del(...keys)
+  }
+  redis.disconnect()
 }
 
 function request (key: string, options: Partial<SlotRequest> = {}): SlotRequest {
@@ -44,7 +61,7 @@ function defineTests (server: RedisServer): void {
   /** A store with a prefix of its own, so tests never see each other's slots. */
   async function storeFor (t: Test, redis?: Redis): Promise<{ store: RedisSessionStore, redis: Redis, prefix: string }> {
     redis ??= await client(t)
-    const prefix = `test-${randomUUID()}:`
+    const prefix = testPrefix()
     return { store: new RedisSessionStore({ client: redis, prefix }), redis, prefix }
   }
 
@@ -61,7 +78,7 @@ function defineTests (server: RedisServer): void {
   })
 
   t.test('two app instances share the global cap: 100 parallel acquires, global 5, exactly 5 slots', async (t) => {
-    const prefix = `test-${randomUUID()}:`
+    const prefix = testPrefix()
     const instances = [
       new RedisSessionStore({ client: await client(t), prefix }),
       new RedisSessionStore({ client: await client(t), prefix })

@@ -22,11 +22,9 @@ const NOT_SENT_CODES = new Set([
 ])
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/
 
+/** Node gives happy-eyeballs AggregateErrors the code of their first error, so `code` is enough. */
 function errorCode (error: unknown): string {
-  const { code, errors } = error as { code?: unknown, errors?: unknown[] }
-  // Happy-eyeballs connects fail with an AggregateError of one error per address.
-  if (typeof code !== 'string' && Array.isArray(errors) && errors.length > 0) return errorCode(errors[0])
-  return typeof code === 'string' ? code : ''
+  return String((error as { code?: unknown }).code)
 }
 
 export interface ClassifyContext {

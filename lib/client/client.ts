@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
+import type { ValueError } from '@sinclair/typebox/errors'
 import { Pool, type Dispatcher } from 'undici'
 import {
   OsharaAbortedError,
   type OsharaError,
   OsharaInvalidSessionError,
-  OsharaTimeoutError,
   OsharaUnavailableError
 } from '../errors.js'
 import { VERSION } from '../version.js'
@@ -103,9 +103,9 @@ class SessionClient implements OsharaClient {
 
   createSession (body: SessionRequest, options: CallOptions = {}): Promise<OsharaSession> {
     if (!checkSessionRequest.Check(body)) {
-      const issue = checkSessionRequest.Errors(body).First()
-      const where = issue === undefined || issue.path === '' ? 'body' : issue.path.slice(1)
-      return Promise.reject(new OsharaInvalidSessionError(`Invalid session request: ${where} ${issue?.message ?? 'is invalid'}`.toLowerCase()))
+      const issue = checkSessionRequest.Errors(body).First() as ValueError
+      const where = issue.path === '' ? 'body' : issue.path.slice(1)
+      return Promise.reject(new OsharaInvalidSessionError(`Invalid session request: ${where} ${issue.message}`.toLowerCase()))
     }
     return this.call({
       method: 'POST',
@@ -160,15 +160,10 @@ class SessionClient implements OsharaClient {
     let retried429 = false
     let error: OsharaError
     for (;;) {
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) {
-        error = new OsharaTimeoutError('The voice service did not answer in time. Try again.', {
-          outcome: 'unknown', detail: `deadline of ${this.config.deadlineMs} ms passed`
-        })
-        break
-      }
       attempts++
-      const result = await this.attempt(endpoint, Math.min(this.config.timeoutMs, remaining), requestId, signal)
+      // A retry starts only when its delay ends before the deadline, so at least 1 ms is left (timer lateness aside).
+      const timeoutMs = Math.max(1, Math.min(this.config.timeoutMs, deadline - Date.now()))
+      const result = await this.attempt(endpoint, timeoutMs, requestId, signal)
       if (!isFailure(result)) {
         this.breaker?.recordSuccess()
         if (endpoint.agent !== undefined) {
@@ -298,8 +293,8 @@ function parseSession (text: string, status: number): OsharaSession | OsharaErro
   const body = parseJson(text, status)
   if (body instanceof Error) return body as OsharaError
   if (!checkSessionResponse.Check(body)) {
-    const issue = checkSessionResponse.Errors(body).First()
-    return badResponse(`not a session: ${issue?.path ?? ''} ${issue?.message ?? ''}`.trim(), status)
+    const issue = checkSessionResponse.Errors(body).First() as ValueError
+    return badResponse(`not a session: ${issue.path} ${issue.message}`, status)
   }
   const session = body as OsharaSession
   session.expires_in_seconds ??= 3600

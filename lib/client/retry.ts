@@ -57,7 +57,8 @@ export function serverDelayMs (headers: Record<string, HeaderValue>, now: number
   if (typeof after !== 'string') return undefined
   const value = after.trim()
   if (/^\d+(\.\d+)?$/.test(value)) return Math.ceil(Number(value) * 1000)
-  const date = Date.parse(value)
+  // An HTTP date names a day or month; bare numbers (e.g. "-1") are not dates.
+  const date = /[A-Za-z]/.test(value) ? Date.parse(value) : Number.NaN
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 

@@ -23,23 +23,33 @@ export interface SlotRequest {
 export type AcquireResult =
   | { ok: true, slotId: string }
   | {
-      ok: false
-      /** Milliseconds until the oldest slot of the limiting scope frees (0 when unknown). */
-      retryAfterMs: number
-      /** Which limit was hit. */
-      scope: 'key' | 'global'
-    }
+    ok: false
+    /**
+     * Milliseconds until the first slot of the limiting scope expires (0 when unknown, or when
+     * the scope holds no slot because its limit is 0). A release may free one sooner.
+     */
+    retryAfterMs: number
+    /** Which limit was hit; `key` when both are. */
+    scope: 'key' | 'global'
+  }
 
 export interface SessionStore {
   /** Reserve a slot for `key`, or say which limit is full and when it frees. */
   acquire (request: SlotRequest): Promise<AcquireResult>
-  /** Tie a reserved slot to its session; it then expires `holdMs` from now. False when the slot is gone. */
+  /**
+   * Tie a live slot to its session; it then expires `holdMs` from now. Binding a bound slot
+   * again moves it to the new session. False when the slot is gone (released, expired or
+   * unknown): a late bind never brings a slot back.
+   */
   bind (slotId: string, sessionId: string, holdMs: number): Promise<boolean>
-  /** Free a slot by its id (minting failed, or `onSession` threw). Unknown ids are ignored. */
+  /**
+   * Free a slot by its id (minting failed, or `onSession` threw), with its session if it was
+   * bound. Unknown, released and expired ids are ignored.
+   */
   release (slotId: string): Promise<void>
   /**
-   * Free the slot bound to `sessionId`. With `key`, only when that key holds it.
-   * True when a slot was freed.
+   * Free the live slot bound to `sessionId`. With `key`, only when that key holds it.
+   * True when a slot was freed; false when none is bound to that session or `key` does not hold it.
    */
   releaseSession (sessionId: string, key?: string): Promise<boolean>
 }

@@ -49,9 +49,8 @@ function isEmpty (value: unknown): boolean {
 }
 
 /** The browser's choices from a schema-valid body: its agent (if any) and the client fields it set. */
-export function readBrowserChoices (body: Body | undefined, policy: BrowserPolicy): { agent: string | undefined, fields: Partial<SessionRequest> } {
+export function readBrowserChoices (body: Body, policy: BrowserPolicy): { agent: string | undefined, fields: Partial<SessionRequest> } {
   const fields: Partial<SessionRequest> = {}
-  if (body === undefined) return { agent: undefined, fields }
   for (const field of Object.keys(LIVEKIT_FIELDS)) {
     if (field !== 'room_config' && !isEmpty(body[field])) refuse(field)
   }

@@ -1,11 +1,11 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import osharaVoice, { type OsharaVoiceOptions } from '../../lib/index.js'
 import type { OsharaEmulator } from '../../lib/emulator/index.js'
 import { ORIGIN } from './emulator.js'
 
 /** A Fastify app with the plugin against `emulator`; retries fast, closed at the end of `t`. */
-export async function buildApp (t: Test, emulator: OsharaEmulator, options: Partial<OsharaVoiceOptions> = {}, fastifyOptions: Parameters<typeof Fastify>[0] = {}): Promise<FastifyInstance> {
+export async function buildApp (t: Test, emulator: OsharaEmulator, options: Partial<OsharaVoiceOptions> = {}, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions)
   await app.register(osharaVoice, {
     origin: ORIGIN,

@@ -1,0 +1,228 @@
+import { writeFile } from 'node:fs/promises'
+import { type Machine, mib, REQUEST_BODY, VARIANT_LABELS, type Variant } from './harness.js'
+
+export type Logging = 'off' | 'info'
+
+/** One measured load of one server. */
+export interface Measurement {
+  variant: Variant
+  logging: Logging
+  round: number
+  reqPerSec: number
+  p50: number
+  p99: number
+  /** Requests answered with anything but 2xx, plus socket errors and timeouts. */
+  failures: number
+  /** CPU used during the measurement, in % of one core. */
+  serverCpu: number
+  /** Server CPU time per answered request, microseconds: its cost, whatever the contention. */
+  serverCpuPerRequest: number
+  emulatorCpu: number
+  loadCpu: number
+  /** What the emulator held at the end of the measurement (before the next reset). */
+  emulatorSessions: number
+}
+
+export interface Summary {
+  variant: Variant
+  logging: Logging
+  reqPerSec: number
+  p50: number
+  p99: number
+  rounds: number[]
+  failures: number
+  serverCpu: number
+  serverCpuPerRequest: number
+  emulatorCpu: number
+  loadCpu: number
+  peakRss: number
+}
+
+export interface GrowthStep {
+  step: number
+  reqPerSec: number
+  p99: number
+  sessions: number
+  heapUsed: number
+}
+
+export interface RunReport {
+  machine: Machine
+  command: string
+  startedAt: string
+  durationSeconds: number
+  settings: { rounds: number, duration: number, warmup: number, connections: number, reset: boolean, redis: string }
+  measurements: Measurement[]
+  summaries: Summary[]
+  emulatorPeakRss: number
+  growth: GrowthStep[]
+  notes: string[]
+}
+
+interface Ratio {
+  name: string
+  logging: Logging
+  numerator: Summary
+  denominator: Summary
+  /** Least acceptable req/s ratio, when the issue sets one. */
+  target: number | undefined
+}
+
+const RATIOS: Array<{ name: string, numerator: Variant, denominator: Variant, target: number | undefined }> = [
+  { name: 'A/B (default options)', numerator: 'plugin', denominator: 'undici', target: 0.95 },
+  { name: 'A/B (memory limiter)', numerator: 'plugin-memory', denominator: 'undici', target: 0.9 },
+  { name: 'A/B (Redis limiter)', numerator: 'plugin-redis', denominator: 'undici', target: undefined },
+  { name: 'A/C (default options)', numerator: 'plugin', denominator: 'fetch', target: 3 }
+]
+
+const fixed = (value: number, digits = 2): string => Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
+const whole = (value: number): string => Number.isFinite(value) ? String(Math.round(value)) : 'n/a'
+const percent = (value: number): string => `${Math.round(value * 100)}%`
+
+function ratios (report: RunReport): Ratio[] {
+  const find = (variant: Variant, logging: Logging): Summary | undefined =>
+    report.summaries.find((s) => s.variant === variant && s.logging === logging)
+  const list: Ratio[] = []
+  for (const logging of ['off', 'info'] as const) {
+    for (const { name, numerator, denominator, target } of RATIOS) {
+      const a = find(numerator, logging)
+      const b = find(denominator, logging)
+      if (a !== undefined && b !== undefined) list.push({ name, logging, numerator: a, denominator: b, target })
+    }
+  }
+  return list
+}
+
+function resultsTable (report: RunReport): string[] {
+  const lines = [
+    '| variant | logging | req/s | p50 ms | p99 ms | req/s per round | failed | server CPU | server CPU µs/req | emulator CPU | load-gen CPU | server peak RSS |',
+    '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |'
+  ]
+  for (const s of report.summaries) {
+    lines.push(`| ${VARIANT_LABELS[s.variant]} | ${s.logging} | ${whole(s.reqPerSec)} | ${s.p50} | ${s.p99} | ${s.rounds.map(whole).join(' / ')} | ${s.failures} | ` +
+      `${s.serverCpu}% | ${s.serverCpuPerRequest} | ${s.emulatorCpu}% | ${s.loadCpu}% | ${mib(s.peakRss)} MiB |`)
+  }
+  return lines
+}
+
+function ratioTable (list: Ratio[]): string[] {
+  const lines = [
+    '| ratio | logging | req/s | p50 latency | p99 latency | server CPU/req (denominator/numerator) | target (req/s) | met |',
+    '| --- | --- | ---: | ---: | ---: | ---: | --- | --- |'
+  ]
+  for (const r of list) {
+    const a = r.numerator
+    const b = r.denominator
+    lines.push(`| ${r.name} | ${r.logging} | ${fixed(a.reqPerSec / b.reqPerSec)} | ${fixed(a.p50 / b.p50)} | ${fixed(a.p99 / b.p99)} | ` +
+      `${fixed(b.serverCpuPerRequest / a.serverCpuPerRequest)} | ${r.target === undefined ? '—' : `≥ ${r.target}`} | ` +
+      `${r.target === undefined ? '—' : a.reqPerSec / b.reqPerSec >= r.target ? 'yes' : 'no'} |`)
+  }
+  return lines
+}
+
+function meaning (report: RunReport, list: Ratio[]): string[] {
+  const paragraphs: string[] = []
+  const cores = report.machine.cores
+  for (const logging of ['off', 'info'] as const) {
+    const mine = list.filter((r) => r.logging === logging)
+    if (mine.length === 0) continue
+    const sentences = mine.map((r) => {
+      const value = r.numerator.reqPerSec / r.denominator.reqPerSec
+      const cost = r.denominator.serverCpuPerRequest / r.numerator.serverCpuPerRequest
+      const verdict = r.target === undefined ? '' : ` (target ≥ ${r.target}: ${value >= r.target ? 'met' : 'missed'})`
+      return `${r.name} is ${fixed(value)} on req/s${verdict}, ${fixed(r.numerator.p50 / r.denominator.p50)}× the p50 and ` +
+        `${fixed(r.numerator.p99 / r.denominator.p99)}× the p99 latency; per request the server spends ` +
+        `${r.numerator.serverCpuPerRequest} µs of CPU against ${r.denominator.serverCpuPerRequest} µs (server-only ratio ${fixed(cost)})`
+    })
+    paragraphs.push(`**Logging ${logging === 'off' ? 'off' : 'at info, to a file'}.** ${sentences.join('. ')}.`)
+  }
+  const floor = report.summaries.find((s) => s.variant === 'undici' && s.logging === 'off') ?? report.summaries[0]
+  if (floor !== undefined) {
+    const used = floor.serverCpu + floor.emulatorCpu + floor.loadCpu
+    const saturated = used >= cores * 100 * 0.85
+    paragraphs.push(`**Contention.** During ${VARIANT_LABELS[floor.variant]} (logging ${floor.logging}) the server used ${floor.serverCpu}%, ` +
+      `the emulator ${floor.emulatorCpu}% and the load generator ${floor.loadCpu}% of one core: ${used}% of the ${cores * 100}% this ` +
+      `${cores}-core machine has${saturated
+        ? '. The machine was saturated, so throughput is roughly cores ÷ (server + emulator + load-generator CPU per request): the ' +
+          'emulator and load-generator share is the same for every variant and dilutes server differences, pulling every req/s ratio toward 1 ' +
+          '(A/B looks better, A/C worse, than the servers alone would). The server CPU µs/req column, and the server-only ratio, ' +
+          'compare the servers without that dilution.'
+        : '; it was not saturated, so the req/s ratios reflect the servers.'}`)
+  }
+  const cost = (variant: Variant): string | undefined => {
+    const off = report.summaries.find((s) => s.variant === variant && s.logging === 'off')
+    const info = report.summaries.find((s) => s.variant === variant && s.logging === 'info')
+    if (off === undefined || info === undefined) return undefined
+    return `${VARIANT_LABELS[variant].split(' ')[0]} ${percent(1 - info.reqPerSec / off.reqPerSec)} of its req/s ` +
+      `(${off.serverCpuPerRequest} → ${info.serverCpuPerRequest} µs/req)`
+  }
+  const logCosts = (['plugin', 'undici', 'fetch'] as const).map(cost).filter((text) => text !== undefined)
+  if (logCosts.length > 0) {
+    paragraphs.push(`**Logging cost.** pino at info with synchronous file writes (Fastify's \`logger.file\`) cost ${logCosts.join(', ')}. ` +
+      'A writes three lines per request (request, its "session created" line, response); B and C write two.')
+  }
+  const failures = report.summaries.filter((s) => s.failures > 0)
+  if (failures.length > 0) {
+    paragraphs.push(`**Failures.** ${failures.map((s) => `${VARIANT_LABELS[s.variant]} (logging ${s.logging}): ${s.failures}`).join('; ')} ` +
+      'requests were not answered 2xx or failed: those figures are not comparable.')
+  }
+  const first = report.growth[0]
+  const last = report.growth[report.growth.length - 1]
+  if (first !== undefined && last !== undefined) {
+    const most = Math.max(...report.measurements.map((m) => m.emulatorSessions))
+    paragraphs.push(`**The emulator.** Loaded directly and never emptied, it went from ${whole(first.reqPerSec)} req/s ` +
+      `(${first.sessions} sessions stored) to ${whole(last.reqPerSec)} req/s (${last.sessions} stored, heap ${mib(last.heapUsed)} MiB): ` +
+      `${last.reqPerSec < first.reqPerSec * 0.8
+        ? 'what it stores slows it down, so in one long run the later variants would face a slower upstream than the earlier ones. '
+        : 'what it stores does not slow it down measurably over this many requests. '}` +
+      `${report.settings.reset
+        ? `This run emptied it before each measurement (at most ${most} sessions stored in one), so every variant met the same emulator.`
+        : `This run never emptied it (${most} sessions stored at the end of the last measurement): compare variants with care.`}`)
+  }
+  return paragraphs
+}
+
+/** Renders the run as Markdown, writes it to `path`, and returns it. */
+export async function writeResults (report: RunReport, path: string): Promise<string> {
+  const { machine: box, settings } = report
+  const list = ratios(report)
+  const lines = [
+    '# Benchmarks: the plugin against the floor and against the seed-style route',
+    '',
+    `Written by \`${report.command}\` (bench/run.ts) on ${report.startedAt}; the run took ${report.durationSeconds} s. Do not edit by hand: run it again.`,
+    '',
+    '## Machine and method',
+    '',
+    `- Machine: ${box.cores} cores, ${box.cpu}, ${box.memoryGiB} GiB, ${box.os}; Node ${box.node}.`,
+    `- Command: \`${report.command}\` (\`node --import tsx bench/run.ts\`).`,
+    '- Each server under test (bench/servers.ts) and the Oshara emulator (bench/emulator-process.ts) run in their own process; autocannon runs as a library in the parent. Every server calls the same emulator.',
+    `- ${settings.rounds} rounds; in each, every server gets ${settings.warmup} s of warmup then ${settings.duration} s measured, in turn (A, A + memory limiter, A + Redis limiter, B, C, then again), ${settings.connections} connections, \`POST /voice-token\` with \`${REQUEST_BODY}\`. Figures are medians over the rounds. All servers run once with logging off, then once with pino at \`info\` writing to a file in bench/.out/logs/.`,
+    `- A: the plugin, \`{ origin, agent, baseUrl }\`; with \`limits: { concurrency: 1000000 }\` on the memory store, then on \`RedisSessionStore\` (${settings.redis}). All load comes from one IP, one limiter key: nothing is refused, every request reserves and binds a slot.`,
+    '- B: a hand-written Fastify route: one undici `Pool`, `Pool.request` with the plugin\'s payload and headers, `body.json()`, the same reply fields through a response schema (no timeout, retry, or body validation).',
+    '- C: the route as Oshara\'s docs show it: global `fetch` per request, `r.json()`, the same reply fields.',
+    `- CPU is in % of one core, measured in each process over the measured seconds; server CPU µs/req is the server's CPU time per 2xx answer. Latency is autocannon's, in whole milliseconds. Peak RSS is \`process.resourceUsage().maxRSS\` and includes the tsx loader (the same for every variant). The emulator's peak RSS: ${mib(report.emulatorPeakRss)} MiB.`,
+    '',
+    '## Results',
+    '',
+    ...resultsTable(report),
+    '',
+    '## Ratios',
+    '',
+    'Numerator over denominator: req/s above 1 and latency below 1 favour the numerator. The server CPU/req column is the denominator\'s CPU per request over the numerator\'s: the req/s ratio the servers would show if each had the machine to itself.',
+    '',
+    ...ratioTable(list),
+    '',
+    '## What it means',
+    '',
+    ...meaning(report, list).flatMap((paragraph) => [paragraph, ''])
+  ]
+  if (report.growth.length > 0) {
+    lines.push('## Emulator growth check', '', 'The emulator alone, loaded directly for 3 s at a time and never emptied:', '',
+      '| step | sessions stored after | req/s | p99 ms | heap MiB |', '| ---: | ---: | ---: | ---: | ---: |',
+      ...report.growth.map((g) => `| ${g.step} | ${g.sessions} | ${whole(g.reqPerSec)} | ${g.p99} | ${mib(g.heapUsed)} |`), '')
+  }
+  if (report.notes.length > 0) lines.push('## Notes', '', ...report.notes.map((note) => `- ${note}`), '')
+  const markdown = lines.join('\n')
+  await writeFile(path, markdown)
+  return markdown
+}

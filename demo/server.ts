@@ -1,0 +1,227 @@
+/**
+ * The fastify-oshara-voice demo: `npm start`, then open http://127.0.0.1:3000.
+ *
+ * One Fastify app with the plugin, a page (demo/public/) that starts a call through
+ * livekit-client, and, unless OSHARA_AGENT and OSHARA_ORIGIN are set, a local Oshara
+ * emulator to mint the sessions. The emulator mints real LiveKit tokens but runs no media
+ * server, so with it the page gets a session and then shows that the media connection fails.
+ *
+ * Environment:
+ *   PORT, HOST                  where the demo listens (default 3000, 127.0.0.1)
+ *   OSHARA_AGENT, OSHARA_ORIGIN talk to the real Oshara with this character slug and Origin
+ *                               (the Origin must be on the character's allowed_origins)
+ *   OSHARA_BASE_URL             default https://api.oshara.ai
+ *   OSHARA_API_KEY              sent as X-API-Key upstream, never to the browser
+ *   LOG_LEVEL                   default info
+ */
+import { createServer } from 'node:net'
+import { createRequire } from 'node:module'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import fastifyStatic from '@fastify/static'
+// In your app: import osharaVoice from 'fastify-oshara-voice'
+import osharaVoice, { type OsharaVoiceOptions } from '../lib/index.js'
+import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
+
+/** The user every request is "logged in" as. */
+export interface DemoUser {
+  id: string
+  name: string
+  email: string
+  plan: string
+}
+
+/**
+ * FAKE LOGIN. There is no password, cookie or session here: every request is treated as
+ * this one user, so that the page works without a sign-in step. In your app, your own auth
+ * (a session cookie, a JWT, ...) puts the real user on the request instead.
+ */
+export const DEMO_USER: Readonly<DemoUser> = Object.freeze({
+  id: 'demo-user-1',
+  name: 'Ada Demo',
+  email: 'ada@example.com',
+  plan: 'pro'
+})
+
+export const DEMO_AGENT = 'support-bot'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the demo's fake login; null means "not logged in". */
+    demoUser: DemoUser | null
+  }
+}
+
+export interface DemoOptions {
+  /** Default 3000; 0 picks a free port. */
+  port?: number
+  /** Default 127.0.0.1. */
+  host?: string
+  /** Where OSHARA_* settings are read from. Default `process.env`. */
+  env?: Record<string, string | undefined>
+  /** Fastify's JSON logs on stdout. Default false (the script turns them on). */
+  logger?: boolean
+}
+
+export interface Demo {
+  /** The page, e.g. http://127.0.0.1:3000 */
+  url: string
+  /** Which Oshara answers, in words. */
+  description: string
+  app: FastifyInstance
+  /** The local Oshara, or undefined when talking to the real one. */
+  emulator: OsharaEmulator | undefined
+  /** Closes the app, then the emulator. Safe to call twice. */
+  close (): Promise<void>
+}
+
+const here = dirname(fileURLToPath(import.meta.url))
+/** livekit-client's dist/ folder (its package "require" entry lives there). */
+const livekitDist = dirname(createRequire(import.meta.url).resolve('livekit-client'))
+const VENDOR_FILES = new Set(['/livekit-client.esm.mjs', '/livekit-client.esm.mjs.map'])
+
+/** A free loopback port, so the demo knows its own origin before it listens (port 0). */
+async function freePort (host: string): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, host, resolve)
+  })
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+interface Upstream {
+  options: Pick<OsharaVoiceOptions, 'origin' | 'agent' | 'baseUrl' | 'apiKey'>
+  emulator: OsharaEmulator | undefined
+  description: string
+}
+
+/** The real Oshara when OSHARA_AGENT and OSHARA_ORIGIN are set, else a fresh emulator that allows `origin`. */
+async function chooseUpstream (env: Record<string, string | undefined>, origin: string): Promise<Upstream> {
+  const { OSHARA_AGENT: agent, OSHARA_ORIGIN: realOrigin, OSHARA_BASE_URL: baseUrl, OSHARA_API_KEY: apiKey } = env
+  if (agent !== undefined && agent !== '' && realOrigin !== undefined && realOrigin !== '') {
+    return {
+      options: {
+        origin: realOrigin,
+        agent,
+        ...(baseUrl !== undefined && baseUrl !== '' ? { baseUrl } : {}),
+        ...(apiKey !== undefined && apiKey !== '' ? { apiKey } : {})
+      },
+      emulator: undefined,
+      description: `the real Oshara at ${baseUrl ?? 'https://api.oshara.ai'} (agent ${agent}, Origin ${realOrigin}${apiKey === undefined || apiKey === '' ? '' : ', with API key'})`
+    }
+  }
+  if ((agent ?? '') !== '' || (realOrigin ?? '') !== '') {
+    throw new Error('Set both OSHARA_AGENT and OSHARA_ORIGIN to use the real Oshara (or neither, for the local emulator).')
+  }
+  const emulator = await createOsharaEmulator({
+    characters: [{
+      slug: DEMO_AGENT,
+      allowed_origins: [origin],
+      system_prompt: 'You are a friendly support agent for the fastify-oshara-voice demo.',
+      greeting: 'Hi Ada! How can I help?'
+    }]
+  })
+  return {
+    options: { origin, agent: DEMO_AGENT, baseUrl: emulator.url },
+    emulator,
+    description: `the local Oshara emulator at ${emulator.url} (it mints real tokens but runs no LiveKit media server)`
+  }
+}
+
+/** Builds and starts the demo; tests call it with `{ port: 0 }`. */
+export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
+  const host = options.host ?? '127.0.0.1'
+  const requested = options.port ?? 3000
+  const port = requested === 0 ? await freePort(host) : requested
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  const upstream = await chooseUpstream(options.env ?? process.env, origin)
+
+  const app = Fastify({
+    logger: options.logger === true ? { level: (options.env ?? process.env).LOG_LEVEL ?? 'info' } : false,
+    disableRequestLogging: true
+  })
+  let closed: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closed ??= app.close().finally(() => upstream.emulator?.close())
+    return closed
+  }
+  try {
+    // The fake login: every request is Ada. Replace this hook with your real auth.
+    app.decorateRequest('demoUser', null)
+    app.addHook('onRequest', async (request) => {
+      request.demoUser = { ...DEMO_USER }
+    })
+
+    /** What real auth would do on the voice routes: no user, no session. */
+    async function requireUser (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      if (request.demoUser === null) await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Log in first.' })
+    }
+    const userOf = (request: FastifyRequest): DemoUser => request.demoUser as DemoUser
+
+    await app.register(osharaVoice, {
+      ...upstream.options,
+      routeOptions: { preHandler: requireUser },
+      // The metadata extractor: who is calling, passed to the agent as session metadata.
+      metadata: (request) => {
+        const user = userOf(request)
+        return { user_id: user.id, user_name: user.name, user_email: user.email, plan: user.plan }
+      },
+      // One active call per user, so a second Start (e.g. in another tab) shows the 429.
+      // Slots are held 10 minutes at most when a tab goes away without ending its call.
+      limits: { concurrency: 1, key: (request) => userOf(request).id, holdMs: 10 * 60 * 1000 }
+    })
+
+    // What the page shows in its header (the fake user and which Oshara is answering).
+    app.get('/api/demo', async (request) => ({
+      user: userOf(request),
+      agent: upstream.options.agent,
+      upstream: upstream.emulator === undefined ? 'oshara' : 'emulator'
+    }))
+
+    await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/', index: 'index.html' })
+    // livekit-client's browser build from node_modules (no CDN): only the module and its source map.
+    await app.register(fastifyStatic, {
+      root: livekitDist,
+      prefix: '/vendor/',
+      decorateReply: false,
+      index: false,
+      allowedPath: (pathName) => VENDOR_FILES.has(pathName)
+    })
+
+    await app.listen({ port, host })
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return { url: origin, app, emulator: upstream.emulator, close, description: upstream.description }
+}
+
+const runDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
+
+if (runDirectly) {
+  try {
+    const demo = await startDemo({
+      port: process.env.PORT === undefined ? 3000 : Number(process.env.PORT),
+      host: process.env.HOST ?? '127.0.0.1',
+      env: process.env,
+      logger: true
+    })
+    console.log(`\n  Oshara voice demo: ${demo.url}\n  Sessions come from ${demo.description}.\n  Logged in (fake login) as ${DEMO_USER.name} <${DEMO_USER.email}>. Ctrl-C to stop.\n`)
+    const stop = (signal: NodeJS.Signals): void => {
+      console.log(`\n  ${signal}: closing the demo...`)
+      demo.close().then(() => process.exit(0), (error: unknown) => {
+        console.error(error)
+        process.exit(1)
+      })
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  } catch (error) {
+    console.error(`The demo did not start: ${(error as Error).message}`)
+    process.exitCode = 1
+  }
+}

@@ -1,0 +1,52 @@
+import t from 'tap'
+import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { VERSION } from '../lib/version.js'
+
+// The built package as users load it: ESM import and CJS require, through package.json exports.
+// (Not measured for coverage: see coverage-map.mjs. `npm test` builds first.)
+
+const require = createRequire(import.meta.url)
+const expected = [
+  'MemorySessionStore', 'OsharaAbortedError', 'OsharaAgentNotFoundError', 'OsharaBadResponseError', 'OsharaError',
+  'OsharaFieldNotAllowedError', 'OsharaInvalidOptionsError', 'OsharaInvalidSessionError', 'OsharaOriginForbiddenError',
+  'OsharaRequestRejectedError', 'OsharaSessionLimitError', 'OsharaSessionNotFoundError', 'OsharaTimeoutError',
+  'OsharaUnauthorizedError', 'OsharaUnavailableError', 'OsharaUpstreamError', 'OsharaUpstreamLimitError',
+  'RedisSessionStore', 'VERSION', 'createOsharaClient', 'default', 'osharaVoice'
+]
+
+t.test('ESM: default and named exports', async (t) => {
+  const esm = await import('fastify-oshara-voice')
+  t.same(Object.keys(esm).sort(), expected)
+  t.equal(esm.default, esm.osharaVoice)
+  t.equal(typeof esm.default, 'function')
+  t.equal((esm.default as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')] !== undefined, true, 'wrapped with fastify-plugin')
+  const emulator = await import('fastify-oshara-voice/emulator')
+  t.same(Object.keys(emulator), ['createOsharaEmulator'])
+})
+
+t.test('CJS: require gives the same shape', async (t) => {
+  const cjs = require('fastify-oshara-voice')
+  t.same(Object.keys(cjs).filter((key) => key !== '__esModule').sort(), expected)
+  t.equal(cjs.default, cjs.osharaVoice)
+  t.equal(typeof require('fastify-oshara-voice/emulator').createOsharaEmulator, 'function')
+  t.ok(new cjs.OsharaSessionLimitError('x') instanceof cjs.OsharaError)
+})
+
+t.test('the built plugin works', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: osharaVoice } = await import('fastify-oshara-voice')
+  const { createOsharaEmulator } = await import('fastify-oshara-voice/emulator')
+  const emulator = await createOsharaEmulator({ characters: [{ slug: 'a', allowed_origins: ['https://app.example.com'] }] })
+  t.teardown(() => emulator.close())
+  const app = Fastify()
+  await app.register(osharaVoice, { origin: 'https://app.example.com', agent: 'a', baseUrl: emulator.url })
+  t.teardown(() => app.close())
+  const response = await app.inject({ method: 'POST', url: '/voice-token' })
+  t.equal(response.statusCode, 200)
+})
+
+t.test('VERSION matches package.json (it is sent as the user-agent)', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.equal(VERSION, pkg.version)
+})

@@ -1,0 +1,78 @@
+import Fastify, { type FastifyRequest } from 'fastify'
+import { expect, test } from 'tstyche'
+import osharaVoice, {
+  createOsharaClient,
+  MemorySessionStore,
+  OsharaError,
+  OsharaSessionLimitError,
+  type OsharaClient,
+  type OsharaDecorator,
+  type OsharaOutcome,
+  type OsharaSession,
+  type OsharaVoiceOptions,
+  type SessionRequest,
+  type SessionStore
+} from 'fastify-oshara-voice'
+import { createOsharaEmulator, type OsharaEmulator } from 'fastify-oshara-voice/emulator'
+
+test('plugin options', () => {
+  expect<OsharaVoiceOptions>().type.toBeAssignableWith({ origin: 'https://a.example', agent: 'support-bot' })
+  expect<OsharaVoiceOptions>().type.toBeAssignableWith({
+    origin: 'https://a.example',
+    agent: async (request: FastifyRequest) => String(request.headers['x-agent']),
+    metadata: (request: FastifyRequest) => ({ user_id: request.id }),
+    clientFields: ['language', 'greeting'] as Array<'language' | 'greeting'>,
+    limits: { concurrency: 2, store: new MemorySessionStore(), onStoreError: 'allow' as const },
+    routeOptions: { bodyLimit: 1024, schema: { tags: ['voice'] } }
+  })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ agent: 'support-bot' })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ origin: 'https://a.example', agent: 'a', clientFields: ['metadata'] })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ origin: 'https://a.example', agent: 'a', limits: { concurrency: 1, onStoreError: 'ignore' } })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ origin: 'https://a.example', agent: 'a', timeoutMs: '5s' })
+})
+
+test('register accepts the plugin with its options', () => {
+  const app = Fastify()
+  expect(app.register(osharaVoice, { origin: 'https://a.example', agent: 'a' })).type.not.toRaiseError()
+  expect(app.register(osharaVoice, { origin: 'https://a.example' })).type.toRaiseError()
+})
+
+test('hooks are typed', () => {
+  expect<NonNullable<OsharaVoiceOptions['beforeSession']>>().type.toBe<(request: FastifyRequest, draft: SessionRequest) => void | Promise<void>>()
+  expect<Parameters<NonNullable<OsharaVoiceOptions['onSession']>>[1]>().type.toBe<OsharaSession>()
+  expect<Parameters<NonNullable<OsharaVoiceOptions['onSessionError']>>[1]>().type.toBe<Error>()
+})
+
+test('the decorator is merged into FastifyInstance', () => {
+  const app = Fastify()
+  expect(app.oshara).type.toBe<OsharaDecorator>()
+  expect(app.oshara.createSession({ metadata: { user_id: 'u1' } }, { key: 'u1' })).type.toBe<Promise<OsharaSession>>()
+  expect(app.oshara.releaseSession('sess_1')).type.toBe<Promise<boolean>>()
+  expect(app.oshara.client).type.toBe<OsharaClient>()
+  expect(app.oshara.createSession({ system_prompt: 1 })).type.toRaiseError()
+})
+
+test('sessions and errors', () => {
+  const session = {} as OsharaSession
+  expect(session.token).type.toBe<string>()
+  expect(session.expires_in_seconds).type.toBe<number>()
+  const error = new OsharaSessionLimitError('x', { retryAfterMs: 1000 })
+  expect(error).type.toBeAssignableTo<OsharaError>()
+  expect(error.code).type.toBe<string>()
+  expect(error.statusCode).type.toBe<number>()
+  expect(error.outcome).type.toBe<OsharaOutcome>()
+  expect(error.retryAfterMs).type.toBe<number | undefined>()
+  expect(error.attempts).type.toBe<number>()
+  expect(error.requestId).type.toBe<string | undefined>()
+})
+
+test('client and emulator', () => {
+  const client = createOsharaClient({ origin: 'https://a.example', retry: { retries: 1, on429: true }, breaker: false })
+  expect(client.createSession({ agent: 'a', language: 'en' })).type.toBe<Promise<OsharaSession>>()
+  expect(createOsharaClient({ origin: 'https://a.example', retry: { tries: 1 } })).type.toRaiseError()
+  expect(createOsharaEmulator({ characters: [{ slug: 'a', allowed_origins: ['https://a.example'] }] })).type.toBe<Promise<OsharaEmulator>>()
+})
+
+test('the store contract', () => {
+  expect(new MemorySessionStore()).type.toBeAssignableTo<SessionStore>()
+})
