@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, release, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -38,6 +39,8 @@ export interface ProcessStats {
   heapUsed: number
   /** CPU time used so far (user + system), microseconds. */
   cpuMicros: number
+  /** The monotonic clock, microseconds (the clock `--cpu-prof` timestamps use). */
+  monotonicMicros: number
   /** Process-specific figures (the emulator's stored sessions and recorded requests). */
   extra: Record<string, number>
 }
@@ -53,6 +56,7 @@ export function ownStats (extra: Record<string, number> = {}): ProcessStats {
     maxRss: process.resourceUsage().maxRSS * 1024,
     heapUsed: memory.heapUsed,
     cpuMicros: usage.user + usage.system,
+    monotonicMicros: Number(process.hrtime.bigint() / 1000n),
     extra
   }
 }
@@ -218,6 +222,30 @@ export function machine (): Machine {
     node: process.version,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     os: `${process.platform} ${release()} ${process.arch}`
+  }
+}
+
+/** Busy CPU time of the whole machine (all processes, ours and anyone else's), microseconds. */
+export function machineBusyMicros (): number {
+  try {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string).trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal: all but idle and iowait is busy.
+    const busy = fields.slice(0, 8).reduce((sum, value, index) => index === 3 || index === 4 ? sum : sum + value, 0)
+    return busy * 10_000 // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** CPU time a process (not ours to ask over IPC, e.g. redis-server) has used, microseconds. */
+export function processCpuMicros (pid: number | undefined): number {
+  if (pid === undefined) return 0
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return 0
   }
 }
 

@@ -19,6 +19,9 @@ export interface Measurement {
   serverCpuPerRequest: number
   emulatorCpu: number
   loadCpu: number
+  redisCpu: number
+  /** The rest of the machine's busy time: processes that are not part of the run. */
+  otherCpu: number
   /** What the emulator held at the end of the measurement (before the next reset). */
   emulatorSessions: number
 }
@@ -35,6 +38,8 @@ export interface Summary {
   serverCpuPerRequest: number
   emulatorCpu: number
   loadCpu: number
+  redisCpu: number
+  otherCpu: number
   peakRss: number
 }
 
@@ -95,12 +100,12 @@ function ratios (report: RunReport): Ratio[] {
 
 function resultsTable (report: RunReport): string[] {
   const lines = [
-    '| variant | logging | req/s | p50 ms | p99 ms | req/s per round | failed | server CPU | server CPU µs/req | emulator CPU | load-gen CPU | server peak RSS |',
-    '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |'
+    '| variant | logging | req/s | p50 ms | p99 ms | req/s per round | failed | server CPU µs/req | CPU %: server / emulator / load-gen / redis / others | server peak RSS |',
+    '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |'
   ]
   for (const s of report.summaries) {
     lines.push(`| ${VARIANT_LABELS[s.variant]} | ${s.logging} | ${whole(s.reqPerSec)} | ${s.p50} | ${s.p99} | ${s.rounds.map(whole).join(' / ')} | ${s.failures} | ` +
-      `${s.serverCpu}% | ${s.serverCpuPerRequest} | ${s.emulatorCpu}% | ${s.loadCpu}% | ${mib(s.peakRss)} MiB |`)
+      `${s.serverCpuPerRequest} | ${s.serverCpu} / ${s.emulatorCpu} / ${s.loadCpu} / ${s.redisCpu} / ${s.otherCpu} | ${mib(s.peakRss)} MiB |`)
   }
   return lines
 }

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import autocannon, { type Result } from 'autocannon'
 import {
-  AGENT, BENCH_DIR, type Child, freePort, load, machine, median, mib, ORIGIN, OUT_DIR,
+  AGENT, BENCH_DIR, type Child, freePort, load, machine, machineBusyMicros, median, processCpuMicros, mib, ORIGIN, OUT_DIR,
   type ProcessStats, REQUEST_BODY, sleep, startChild, VARIANTS, type Variant
 } from './harness.js'
 import { type GrowthStep, type Logging, type Measurement, type RunReport, type Summary, writeResults } from './report.js'
@@ -48,7 +48,15 @@ function cpuPercent (before: ProcessStats, after: ProcessStats, wallMs: number):
 }
 
 /** A redis-server of our own on a free loopback port, or REDIS_URL, or none. */
-async function startRedis (notes: string[]): Promise<{ url: string | undefined, label: string, stop: () => Promise<void> }> {
+interface RedisHandle {
+  url: string | undefined
+  label: string
+  /** Our own redis-server's pid, for its CPU figures. */
+  pid?: number | undefined
+  stop: () => Promise<void>
+}
+
+async function startRedis (notes: string[]): Promise<RedisHandle> {
   const given = process.env.REDIS_URL
   if (given !== undefined) {
     // Someone else's Redis: remove this run's keys (they would otherwise live for an hour).
@@ -85,6 +93,7 @@ async function startRedis (notes: string[]): Promise<{ url: string | undefined, 
   client.disconnect()
   return {
     url,
+    pid: server.pid,
     label: `redis-server ${version} on 127.0.0.1:${port} (started by the run)`,
     stop: async () => {
       server.kill()
@@ -93,16 +102,23 @@ async function startRedis (notes: string[]): Promise<{ url: string | undefined, 
   }
 }
 
-async function measure (server: Child, emulator: Child, variant: Variant, logging: Logging, round: number): Promise<Measurement> {
+async function measure (server: Child, emulator: Child, redisPid: number | undefined, variant: Variant, logging: Logging, round: number): Promise<Measurement> {
   if (settings.reset) await emulator.reset()
   if (settings.warmup > 0) await load(server.url, { connections: settings.connections, duration: settings.warmup })
   const [serverBefore, emulatorBefore] = await Promise.all([server.stats(), emulator.stats()])
   const loadBefore = process.cpuUsage()
+  const machineBefore = machineBusyMicros()
+  const redisBefore = processCpuMicros(redisPid)
   const started = performance.now()
   const result = await load(server.url, { connections: settings.connections, duration: settings.duration })
   const wallMs = performance.now() - started
   const loadAfter = process.cpuUsage(loadBefore)
+  const machineCpu = Math.round((machineBusyMicros() - machineBefore) / 10 / wallMs)
+  const redisCpu = Math.round((processCpuMicros(redisPid) - redisBefore) / 10 / wallMs)
   const [serverAfter, emulatorAfter] = await Promise.all([server.stats(), emulator.stats()])
+  const serverCpu = cpuPercent(serverBefore, serverAfter, wallMs)
+  const emulatorCpu = cpuPercent(emulatorBefore, emulatorAfter, wallMs)
+  const loadCpu = Math.round((loadAfter.user + loadAfter.system) / 10 / wallMs)
   return {
     variant,
     logging,
@@ -111,10 +127,12 @@ async function measure (server: Child, emulator: Child, variant: Variant, loggin
     p50: result.latency.p50,
     p99: result.latency.p99,
     failures: result.non2xx + result.errors + result.timeouts,
-    serverCpu: cpuPercent(serverBefore, serverAfter, wallMs),
+    serverCpu,
     serverCpuPerRequest: Math.round((serverAfter.cpuMicros - serverBefore.cpuMicros) / Math.max(1, result['2xx'])),
-    emulatorCpu: cpuPercent(emulatorBefore, emulatorAfter, wallMs),
-    loadCpu: Math.round((loadAfter.user + loadAfter.system) / 10 / wallMs),
+    emulatorCpu,
+    loadCpu,
+    redisCpu,
+    otherCpu: Math.max(0, machineCpu - serverCpu - emulatorCpu - loadCpu - redisCpu),
     emulatorSessions: emulatorAfter.extra.sessions ?? 0
   }
 }
@@ -158,6 +176,8 @@ function summarise (measurements: Measurement[], peakRss: Map<string, number>): 
         serverCpuPerRequest: median(mine.map((m) => m.serverCpuPerRequest)),
         emulatorCpu: median(mine.map((m) => m.emulatorCpu)),
         loadCpu: median(mine.map((m) => m.loadCpu)),
+        redisCpu: median(mine.map((m) => m.redisCpu)),
+        otherCpu: median(mine.map((m) => m.otherCpu)),
         peakRss: peakRss.get(`${variant}/${logging}`) ?? 0
       })
     }
@@ -176,7 +196,7 @@ async function main (): Promise<void> {
   await mkdir(join(OUT_DIR, 'logs'), { recursive: true })
 
   const emulator = await startChild('emulator', 'bench/emulator-process.ts', [])
-  const redis = variants.includes('plugin-redis') ? await startRedis(notes) : { url: undefined, label: 'not used', stop: async () => {} }
+  const redis: RedisHandle = variants.includes('plugin-redis') ? await startRedis(notes) : { url: undefined, label: 'not used', stop: async () => {} }
   const active = redis.url === undefined ? variants.filter((v) => v !== 'plugin-redis') : variants
   const measurements: Measurement[] = []
   const peakRss = new Map<string, number>()
@@ -193,9 +213,9 @@ async function main (): Promise<void> {
       try {
         for (let round = 1; round <= settings.rounds; round++) {
           for (const variant of active) {
-            const m = await measure(servers.get(variant) as Child, emulator, variant, logging, round)
+            const m = await measure(servers.get(variant) as Child, emulator, redis.pid, variant, logging, round)
             measurements.push(m)
-            console.log(`logging ${logging.padEnd(4)} round ${round} ${variant.padEnd(13)} ${Math.round(m.reqPerSec).toString().padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms  cpu server ${m.serverCpu}% emulator ${m.emulatorCpu}% load ${m.loadCpu}%${m.failures > 0 ? `  FAILURES ${m.failures}` : ''}`)
+            console.log(`logging ${logging.padEnd(4)} round ${round} ${variant.padEnd(13)} ${Math.round(m.reqPerSec).toString().padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms  cpu server ${m.serverCpu}% emulator ${m.emulatorCpu}% load ${m.loadCpu}% redis ${m.redisCpu}% others ${m.otherCpu}%${m.failures > 0 ? `  FAILURES ${m.failures}` : ''}`)
           }
         }
       } finally {

@@ -141,8 +141,7 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const upstream = await chooseUpstream(options.env ?? process.env, origin)
 
   const app = Fastify({
-    logger: options.logger === true ? { level: (options.env ?? process.env).LOG_LEVEL ?? 'info' } : false,
-    disableRequestLogging: true
+    logger: options.logger === true ? { level: (options.env ?? process.env).LOG_LEVEL ?? 'info' } : false
   })
   let closed: Promise<void> | undefined
   const close = (): Promise<void> => {
@@ -182,13 +181,15 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       upstream: upstream.emulator === undefined ? 'oshara' : 'emulator'
     }))
 
-    await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/', index: 'index.html' })
+    // Static files log only problems (logLevel), so the terminal shows the voice routes.
+    await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/', index: 'index.html', logLevel: 'warn' })
     // livekit-client's browser build from node_modules (no CDN): only the module and its source map.
     await app.register(fastifyStatic, {
       root: livekitDist,
       prefix: '/vendor/',
       decorateReply: false,
       index: false,
+      logLevel: 'warn',
       allowedPath: (pathName) => VENDOR_FILES.has(pathName)
     })
 

@@ -1,0 +1,228 @@
+// The demo page: get a voice token from our own server, show it, join the LiveKit room.
+// Plain ES module, no build. livekit-client is served by the demo server from node_modules.
+//
+// We call POST /voice-token with plain fetch rather than livekit-client's
+// TokenSource.endpoint('/voice-token') (which the route also understands), because the page
+// needs the session_id to release the slot and the status and Retry-After of a 429, and a
+// TokenSource keeps neither. (A TokenSource also caches its token until it expires: for a new
+// call after hanging up, call tokenSource.fetch(options, true) or make a new one.)
+import { ConnectionErrorReason, Room, RoomEvent } from '/vendor/livekit-client.esm.mjs'
+
+const TOKEN_PATH = '/voice-token'
+
+const byId = (id) => document.getElementById(id)
+const ui = {
+  agent: byId('agent'),
+  user: byId('user'),
+  upstream: byId('upstream'),
+  start: byId('start'),
+  end: byId('end'),
+  status: byId('status'),
+  error: byId('error'),
+  sessionId: byId('session-id'),
+  room: byId('room'),
+  identity: byId('identity'),
+  expires: byId('expires'),
+  livekitUrl: byId('livekit-url'),
+  connection: byId('connection'),
+  connectionText: byId('connection-text')
+}
+
+/** What /api/demo told us: the (fake) user and which Oshara mints the sessions. */
+let demo = { upstream: 'emulator' }
+/** The call in progress: { sessionId, room, connected }, or null. */
+let call = null
+
+function setStatus (text, tone = '') {
+  ui.status.textContent = text
+  ui.status.dataset.tone = tone
+}
+
+function setError (text) {
+  ui.error.textContent = text ?? ''
+  ui.error.hidden = !text
+}
+
+function setField (element, text) {
+  element.textContent = text || 'none yet'
+  element.classList.toggle('empty', !text)
+}
+
+const STATE_WORDS = {
+  idle: 'not connected',
+  connecting: 'connecting…',
+  connected: 'connected',
+  reconnecting: 'reconnecting…',
+  signalReconnecting: 'reconnecting…',
+  disconnected: 'disconnected',
+  failed: 'could not connect',
+  ended: 'call ended'
+}
+
+function setConnection (state) {
+  ui.connection.dataset.state = state === 'signalReconnecting' ? 'reconnecting' : state
+  ui.connectionText.textContent = STATE_WORDS[state] ?? state
+}
+
+/** The claims of a JWT (base64url JSON payload); the signature is the media server's business. */
+function decodeJwtPayload (token) {
+  const part = token.split('.')[1] ?? ''
+  const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=')
+  const bytes = Uint8Array.from(atob(base64), (char) => char.charCodeAt(0))
+  return JSON.parse(new TextDecoder().decode(bytes))
+}
+
+function describeExpiry (exp) {
+  if (typeof exp !== 'number') return ''
+  const minutes = Math.round((exp * 1000 - Date.now()) / 60000)
+  const at = new Date(exp * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+  return `${at} (in ${minutes} min)`
+}
+
+/** The words for a refused POST /voice-token. */
+async function refusalText (response) {
+  let body = {}
+  try {
+    body = await response.json()
+  } catch {}
+  if (response.status === 429) {
+    const seconds = Number(response.headers.get('retry-after'))
+    const wait = Number.isFinite(seconds) && seconds > 0 ? `try again in ${seconds} s` : 'try again later'
+    const hint = body.code === 'FST_OSHARA_SESSION_LIMIT' ? ' End your other call (in another tab?) to start one now.' : ''
+    return `Too many active calls, ${wait}.${hint}`
+  }
+  if (response.status === 401) return 'You are not logged in.'
+  const code = body.code ? ` (${body.code})` : ''
+  return `The server could not start a call: ${body.message ?? response.statusText}${code}`
+}
+
+/** The words for a failed room.connect(). */
+function connectFailureText (url, error) {
+  if (demo.upstream === 'emulator') {
+    return `Could not reach the media server at ${url}: the local emulator mints real tokens but runs no LiveKit server. ` +
+      'Your session is still reserved: press End call to release it.'
+  }
+  const reason = {
+    [ConnectionErrorReason.NotAllowed]: 'it refused the token',
+    [ConnectionErrorReason.Timeout]: 'it did not answer in time',
+    [ConnectionErrorReason.Cancelled]: 'the connection was cancelled'
+  }[error?.reason] ?? 'it could not be reached'
+  return `Could not connect to the media server at ${url}: ${reason}. Press End call to release the session.`
+}
+
+/** Frees our limiter slot: DELETE /voice-token/{id}. True when it is free (204, or 404: already gone). */
+async function releaseSlot (sessionId, keepalive = false) {
+  try {
+    const response = await fetch(`${TOKEN_PATH}/${encodeURIComponent(sessionId)}`, { method: 'DELETE', keepalive })
+    return response.status === 204 || response.status === 404
+  } catch {
+    return false
+  }
+}
+
+async function startCall () {
+  ui.start.disabled = true
+  setError('')
+  setConnection('idle')
+  setStatus('Asking the server for a voice token…', 'busy')
+
+  let response
+  try {
+    response = await fetch(TOKEN_PATH, { method: 'POST', headers: { accept: 'application/json' } })
+  } catch {
+    setStatus('Could not reach this demo server. Is it still running?', 'bad')
+    ui.start.disabled = false
+    return
+  }
+  if (!response.ok) {
+    setStatus(await refusalText(response), response.status === 429 ? 'warn' : 'bad')
+    ui.start.disabled = false
+    return
+  }
+
+  const session = await response.json()
+  const claims = decodeJwtPayload(session.token)
+  setField(ui.sessionId, session.session_id)
+  setField(ui.room, claims.video?.room ?? session.room_name)
+  setField(ui.identity, claims.sub ?? session.participant_identity)
+  setField(ui.expires, describeExpiry(claims.exp))
+  setField(ui.livekitUrl, session.livekit_url)
+
+  const room = new Room()
+  const current = { sessionId: session.session_id, room, connected: false }
+  call = current
+  room.on(RoomEvent.ConnectionStateChanged, (state) => {
+    if (call === current) setConnection(state)
+  })
+  // The room closed under us (agent hung up, server ended it, network gone): free the slot.
+  room.on(RoomEvent.Disconnected, () => {
+    if (call === current && current.connected) endCall('The call ended: the room was closed.')
+  })
+  ui.end.disabled = false
+  setStatus(`Session ${session.session_id} is ready. Connecting to the media server…`, 'busy')
+
+  try {
+    await room.connect(session.livekit_url, session.token)
+  } catch (error) {
+    if (call !== current) return
+    setConnection('failed')
+    setStatus(connectFailureText(session.livekit_url, error), 'warn')
+    setError(`Details: ${error?.message ?? error}`)
+    return
+  }
+  if (call !== current) return
+  current.connected = true
+  setConnection('connected')
+  setStatus('Connected. Say hello: the agent can hear you.', 'ok')
+  try {
+    await room.localParticipant.setMicrophoneEnabled(true)
+  } catch (error) {
+    setError(`Connected, but the microphone is not available: ${error?.message ?? error}`)
+  }
+}
+
+async function endCall (message = 'Call ended.') {
+  const current = call
+  if (current === null) return
+  call = null
+  ui.end.disabled = true
+  setError('')
+  setStatus('Ending the call…', 'busy')
+  await current.room.disconnect().catch(() => {})
+  setConnection('ended')
+  const released = await releaseSlot(current.sessionId)
+  setStatus(released
+    ? `${message} Your slot is free: you can start a new call.`
+    : `${message} The server did not confirm the release; the slot frees on its own later.`, released ? 'ok' : 'warn')
+  ui.start.disabled = false
+}
+
+ui.start.addEventListener('click', () => { startCall() })
+ui.end.addEventListener('click', () => { endCall() })
+
+// Closing or leaving the tab ends the call. sendBeacon cannot send DELETE; a keepalive fetch
+// outlives the page.
+addEventListener('pagehide', () => {
+  const current = call
+  if (current === null) return
+  call = null
+  releaseSlot(current.sessionId, true)
+  current.room.disconnect()
+  ui.end.disabled = true
+  ui.start.disabled = false
+  setConnection('ended')
+  setStatus('Call ended when the page was left.')
+})
+
+async function loadContext () {
+  try {
+    const response = await fetch('/api/demo')
+    if (response.ok) demo = await response.json()
+  } catch {}
+  ui.agent.textContent = demo.agent ?? ui.agent.textContent
+  ui.user.textContent = demo.user ? `${demo.user.name} (${demo.user.plan})` : 'unknown'
+  ui.upstream.textContent = demo.upstream === 'oshara' ? 'Oshara' : 'the local emulator'
+  setStatus('Ready. Press Start call to get a voice token and join the room.')
+}
+
+loadContext()
