@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { type Machine, mib, REQUEST_BODY, VARIANT_LABELS, type Variant } from './harness.js'
+import { type Machine, median, mib, REQUEST_BODY, VARIANT_LABELS, type Variant } from './harness.js'
 
 export type Logging = 'off' | 'info'
 
@@ -141,18 +141,25 @@ function meaning (report: RunReport, list: Ratio[]): string[] {
     })
     paragraphs.push(`**Logging ${logging === 'off' ? 'off' : 'at info, to a file'}.** ${sentences.join('. ')}.`)
   }
-  const floor = report.summaries.find((s) => s.variant === 'undici' && s.logging === 'off') ?? report.summaries[0]
-  if (floor !== undefined) {
-    const used = floor.serverCpu + floor.emulatorCpu + floor.loadCpu
-    const saturated = used >= cores * 100 * 0.85
-    paragraphs.push(`**Contention.** During ${VARIANT_LABELS[floor.variant]} (logging ${floor.logging}) the server used ${floor.serverCpu}%, ` +
-      `the emulator ${floor.emulatorCpu}% and the load generator ${floor.loadCpu}% of one core: ${used}% of the ${cores * 100}% this ` +
-      `${cores}-core machine has${saturated
-        ? '. The machine was saturated, so throughput is roughly cores ÷ (server + emulator + load-generator CPU per request): the ' +
-          'emulator and load-generator share is the same for every variant and dilutes server differences, pulling every req/s ratio toward 1 ' +
-          '(A/B looks better, A/C worse, than the servers alone would). The server CPU µs/req column, and the server-only ratio, ' +
-          'compare the servers without that dilution.'
-        : '; it was not saturated, so the req/s ratios reflect the servers.'}`)
+  const all = report.measurements
+  if (all.length > 0) {
+    const ours = median(all.map((m) => m.serverCpu + m.emulatorCpu + m.loadCpu + m.redisCpu))
+    const others = median(all.map((m) => m.otherCpu))
+    const worst = Math.max(...all.map((m) => m.otherCpu))
+    const total = median(all.map((m) => m.serverCpu + m.emulatorCpu + m.loadCpu + m.redisCpu + m.otherCpu))
+    const text = [`**Contention.** The machine has ${cores * 100}% of CPU (${cores} cores). During a measurement the run's own processes ` +
+      `(server, emulator, load generator, Redis) used a median of ${ours}%, and processes outside the run ${others}% (at worst ${worst}%); ` +
+      `the machine was busy ${total}% in all.`]
+    if (total >= cores * 100 * 0.85) {
+      text.push('It was saturated, so throughput is roughly the CPU there is ÷ (server + emulator + load-generator CPU per request): ' +
+        'the emulator and load-generator share is the same for every variant and dilutes server differences, pulling every req/s ratio ' +
+        'toward 1 (A/B looks better, A/C worse, than with each process on its own cores).')
+    }
+    if (others >= 10 || worst >= 50) {
+      text.push('Work outside the run took CPU too, unevenly, which adds noise to req/s and latency beyond what alternating rounds removes.')
+    }
+    text.push('The server CPU µs/req column, measured inside each server, and the server-only ratio derived from it, are the steadier comparison of the servers themselves.')
+    paragraphs.push(text.join(' '))
   }
   const cost = (variant: Variant): string | undefined => {
     const off = report.summaries.find((s) => s.variant === variant && s.logging === 'off')

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyStatic from '@fastify/static'
 // In your app: import osharaVoice from 'fastify-oshara-voice'
-import osharaVoice, { type OsharaVoiceOptions } from '../lib/index.js'
+import osharaVoice, { type OsharaVoiceOwnClientOptions } from '../lib/index.js'
 import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
 
 /** The user every request is "logged in" as. */
@@ -94,7 +94,7 @@ async function freePort (host: string): Promise<number> {
 }
 
 interface Upstream {
-  options: Pick<OsharaVoiceOptions, 'origin' | 'agent' | 'baseUrl' | 'apiKey'>
+  options: Pick<OsharaVoiceOwnClientOptions, 'origin' | 'agent' | 'baseUrl' | 'apiKey'>
   emulator: OsharaEmulator | undefined
   description: string
 }
@@ -156,8 +156,8 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     })
 
     /** What real auth would do on the voice routes: no user, no session. */
-    async function requireUser (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      if (request.demoUser === null) await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Log in first.' })
+    async function requireUser (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+      if (request.demoUser === null) return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Log in first.' })
     }
     const userOf = (request: FastifyRequest): DemoUser => request.demoUser as DemoUser
 

@@ -84,7 +84,7 @@ async function reportFailure (config: PluginConfig, request: FastifyRequest, rep
     if (NEEDS_FIX.has(error.code)) {
       request.log.error({
         code: error.code, upstreamStatus: error.upstreamStatus, requestId: error.requestId, detail: error.detail, fix: error.fix
-      }, `oshara: upstream refused the session: ${error.fix ?? ''}`)
+      }, `oshara: upstream refused the session: ${error.fix as string}`)
     }
   }
   try {

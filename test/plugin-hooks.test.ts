@@ -101,11 +101,11 @@ t.test('hooks from routeOptions run, in order, before ours', async (t) => {
     baseUrl: emulator.url,
     routeOptions: {
       onRequest: [async () => { order.push('onRequest') }],
-      preValidation: async (request) => {
+      preValidation: [async (request) => {
         order.push('preValidation')
         // A user hook may clean the body before our field check.
         delete (request.body as Record<string, unknown> | undefined)?.csrf
-      },
+      }],
       preHandler: async () => { order.push('preHandler') },
       config: { rateLimit: { max: 5 } }
     },

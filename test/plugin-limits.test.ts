@@ -25,6 +25,8 @@ function release (app: FastifyInstance, user: string, sessionId: string) {
 
 async function redisClient (t: Test, server: RedisServer, options = {}): Promise<Redis> {
   const client = new Redis(server.url, { maxRetriesPerRequest: 1, ...options })
+  // Outages are the subject of some tests: connection errors are expected, not unhandled.
+  client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
   await client.ping()
   return client
@@ -185,7 +187,7 @@ t.test('store failure: deny answers 503 within storeTimeoutMs; allow serves and 
   const allow = await buildApp(t, emulator, { limits: { concurrency: 1, store: brokenStore('throw'), onStoreError: 'allow' } }, { logger: { level: 'warn', stream: capture.stream } })
   t.equal((await postToken(allow)).statusCode, 200)
   t.equal((await postToken(allow)).statusCode, 200, 'not limited while the store is down')
-  t.match(capture.lines().find((line) => line.level === 40), { msg: /serving without a session limit/, storeError: 'store down' })
+  t.match(capture.lines().find((line) => line.level === 40), { msg: /serving without a session limit/, storeError: /store down/ })
   const release = await allow.inject({ method: 'DELETE', url: '/voice-token/sess_x' })
   t.equal(release.statusCode, 503, 'a release cannot be confirmed while the store is down')
 })
@@ -200,7 +202,7 @@ t.test('a store that fails after acquire: bind and release failures are logged, 
     release: () => Promise.reject(new Error('release failed')),
     releaseSession: (id, key) => memory.releaseSession(id, key)
   }
-  const app = await limitedApp(t, emulator, { store: flaky }, { retry: false, logger: { level: 'warn', stream: capture.stream } } as never)
+  const app = await buildApp(t, emulator, { retry: false, limits: { concurrency: 3, key: byUser, store: flaky } }, { logger: { level: 'warn', stream: capture.stream } })
   t.equal((await post(app, 'ann')).statusCode, 200)
   emulator.fault({ status: 500 })
   t.equal((await post(app, 'ann')).statusCode, 502)
@@ -267,10 +269,12 @@ t.test('Redis store', async (t) => {
     t.equal((await postTo(allow, '/allow')).statusCode, 200, 'unlimited while Redis is down')
     t.ok(capture.lines().some((line) => line.level === 40 && /serving without a session limit/.test(String(line.msg))))
 
+    // This redis-server keeps nothing on disk, so the slots of before the outage are gone with it.
     await server.restart()
     await client.ping()
-    t.equal((await postTo(deny, '/deny')).statusCode, 429, 'the slot taken before the outage still holds')
-    t.equal((await postTo(allow, '/allow')).statusCode, 429, 'limits hold again')
+    t.equal((await postTo(deny, '/deny')).statusCode, 200)
+    t.equal((await postTo(deny, '/deny')).statusCode, 429, 'limits hold again')
+    t.equal((await postTo(allow, '/allow')).statusCode, 429, 'for both policies (one store, one key)')
     t.equal(sessionRequests(emulator).length, 4)
   })
 })

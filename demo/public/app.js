@@ -6,7 +6,7 @@
 // needs the session_id to release the slot and the status and Retry-After of a 429, and a
 // TokenSource keeps neither. (A TokenSource also caches its token until it expires: for a new
 // call after hanging up, call tokenSource.fetch(options, true) or make a new one.)
-import { ConnectionErrorReason, Room, RoomEvent } from '/vendor/livekit-client.esm.mjs'
+import { ConnectionErrorReason, Room, RoomEvent } from './vendor/livekit-client.esm.mjs'
 
 const TOKEN_PATH = '/voice-token'
 
@@ -19,6 +19,7 @@ const ui = {
   end: byId('end'),
   status: byId('status'),
   error: byId('error'),
+  detail: byId('detail'),
   sessionId: byId('session-id'),
   room: byId('room'),
   identity: byId('identity'),
@@ -41,6 +42,12 @@ function setStatus (text, tone = '') {
 function setError (text) {
   ui.error.textContent = text ?? ''
   ui.error.hidden = !text
+}
+
+/** Technical detail under the status, in small print (for developers). */
+function setDetail (text) {
+  ui.detail.textContent = text ?? ''
+  ui.detail.hidden = !text
 }
 
 function setField (element, text) {
@@ -79,21 +86,22 @@ function describeExpiry (exp) {
   return `${at} (in ${minutes} min)`
 }
 
-/** The words for a refused POST /voice-token. */
+/** The words for a refused POST /voice-token: { message, detail }. */
 async function refusalText (response) {
   let body = {}
   try {
     body = await response.json()
   } catch {}
+  const detail = `POST ${TOKEN_PATH}: ${response.status}${body.code ? ` ${body.code}` : ''}`
   if (response.status === 429) {
     const seconds = Number(response.headers.get('retry-after'))
-    const wait = Number.isFinite(seconds) && seconds > 0 ? `try again in ${seconds} s` : 'try again later'
-    const hint = body.code === 'FST_OSHARA_SESSION_LIMIT' ? ' End your other call (in another tab?) to start one now.' : ''
-    return `Too many active calls, ${wait}.${hint}`
+    const minutes = seconds >= 120 ? ` (${Math.round(seconds / 60)} min)` : ''
+    const wait = Number.isFinite(seconds) && seconds > 0 ? `try again in ${seconds} s${minutes}` : 'try again later'
+    const hint = body.code === 'FST_OSHARA_SESSION_LIMIT' ? ' Or end your other call (in another tab?) to start one now.' : ''
+    return { message: `Too many active calls, ${wait}.${hint}`, detail }
   }
-  if (response.status === 401) return 'You are not logged in.'
-  const code = body.code ? ` (${body.code})` : ''
-  return `The server could not start a call: ${body.message ?? response.statusText}${code}`
+  if (response.status === 401) return { message: 'You are not logged in.', detail }
+  return { message: `The server could not start a call: ${body.message ?? response.statusText}`, detail }
 }
 
 /** The words for a failed room.connect(). */
@@ -123,6 +131,7 @@ async function releaseSlot (sessionId, keepalive = false) {
 async function startCall () {
   ui.start.disabled = true
   setError('')
+  setDetail('')
   setConnection('idle')
   setStatus('Asking the server for a voice token…', 'busy')
 
@@ -135,7 +144,9 @@ async function startCall () {
     return
   }
   if (!response.ok) {
-    setStatus(await refusalText(response), response.status === 429 ? 'warn' : 'bad')
+    const text = await refusalText(response)
+    setStatus(text.message, response.status === 429 ? 'warn' : 'bad')
+    setDetail(text.detail)
     ui.start.disabled = false
     return
   }
@@ -167,7 +178,7 @@ async function startCall () {
     if (call !== current) return
     setConnection('failed')
     setStatus(connectFailureText(session.livekit_url, error), 'warn')
-    setError(`Details: ${error?.message ?? error}`)
+    setDetail(`livekit-client: ${error?.message ?? error}`)
     return
   }
   if (call !== current) return
@@ -187,6 +198,7 @@ async function endCall (message = 'Call ended.') {
   call = null
   ui.end.disabled = true
   setError('')
+  setDetail('')
   setStatus('Ending the call…', 'busy')
   await current.room.disconnect().catch(() => {})
   setConnection('ended')
@@ -202,7 +214,7 @@ ui.end.addEventListener('click', () => { endCall() })
 
 // Closing or leaving the tab ends the call. sendBeacon cannot send DELETE; a keepalive fetch
 // outlives the page.
-addEventListener('pagehide', () => {
+window.addEventListener('pagehide', () => {
   const current = call
   if (current === null) return
   call = null

@@ -46,6 +46,7 @@ const BILLING_PATH = '/api/billing/sessions/'
 const MAX_BODY_BYTES = 1024 * 1024
 const CONNECT_TIMEOUT_MS = 3000
 const TIMEOUT = Symbol('timeout')
+const ABORTED = Symbol('aborted')
 
 type Parse<T> = (text: string, status: number) => T | OsharaError
 
@@ -208,7 +209,7 @@ class SessionClient implements OsharaClient {
   private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignal | undefined): Promise<T | AttemptFailure> {
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(TIMEOUT), timeoutMs)
-    const onAbort = (): void => controller.abort(signal?.reason)
+    const onAbort = (): void => controller.abort(ABORTED)
     signal?.addEventListener('abort', onAbort)
     try {
       const response = await this.dispatcher.request({

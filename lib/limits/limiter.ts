@@ -37,7 +37,7 @@ async function bounded<T> (operation: () => Promise<T>, timeoutMs: number): Prom
 }
 
 function storeFailure (cause: unknown): Record<string, unknown> {
-  return { storeError: cause === STORE_TIMEOUT ? 'timeout' : String((cause as Error)?.message ?? cause) }
+  return { storeError: cause === STORE_TIMEOUT ? 'timeout' : String(cause) }
 }
 
 /** The concurrent-session limiter of section 6: reserve, bind, release, over a `SessionStore`. */
