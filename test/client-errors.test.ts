@@ -115,18 +115,25 @@ t.test('a body over 1 MiB is not read -> FST_OSHARA_BAD_RESPONSE', async (t) => 
   t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_BAD_RESPONSE', detail: /1 MiB/ })
 })
 
-t.test('a chunked body over 1 MiB (no content-length) is cut off too', async (t) => {
+t.test('a chunked body (no content-length) is read in chunks and cut off over 1 MiB', async (t) => {
+  let calls = 0
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' })
-    const chunk = Buffer.alloc(256 * 1024, 0x20)
-    for (let i = 0; i < 5; i++) res.write(chunk)
-    res.end()
+    if (++calls === 1) {
+      const chunk = Buffer.alloc(256 * 1024, 0x20)
+      for (let i = 0; i < 5; i++) res.write(chunk)
+      res.end()
+      return
+    }
+    res.write('{"token":"a.b.c","livekit_url":"ws://x",')
+    res.end('"session_id":"s1","room_name":"r","participant_identity":"p"}')
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { server.closeAllConnections(); server.close() })
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}`, retry: false })
   t.teardown(() => client.close())
   t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_BAD_RESPONSE', detail: /1 MiB/ })
+  t.match(await client.createSession(body), { session_id: 's1', expires_in_seconds: 3600 })
 })
 
 t.test('an error body over 1 MiB is not read either', async (t) => {

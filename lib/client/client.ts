@@ -249,10 +249,13 @@ function aborted (requestId: string, attempts: number): OsharaAbortedError {
 
 /** Reads the whole body as text, or undefined when it is over 1 MiB (the rest is not read). */
 async function readBody (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string | undefined> {
-  if (Number(contentLength) > MAX_BODY_BYTES) {
+  const declared = Number(contentLength)
+  if (declared > MAX_BODY_BYTES) {
     body.destroy()
     return undefined
   }
+  // A declared length within the cap is enforced by undici itself: read it in one go.
+  if (declared >= 0) return await body.text()
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
@@ -263,7 +266,7 @@ async function readBody (body: Dispatcher.ResponseData['body'], contentLength: s
     }
     chunks.push(chunk as Buffer)
   }
-  return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, size).toString('utf8')
+  return Buffer.concat(chunks, size).toString('utf8')
 }
 
 /** Waits `ms`; resolves false at once if `signal` aborts (or already has). */
