@@ -107,7 +107,7 @@ t.test('hooks from routeOptions run, in order, before ours', async (t) => {
         delete (request.body as Record<string, unknown> | undefined)?.csrf
       }],
       preHandler: async () => { order.push('preHandler') },
-      config: { rateLimit: { max: 5 } }
+      config: { rateLimit: { max: 5 } } as Record<string, unknown>
     },
     onSession: () => { order.push('onSession') }
   })

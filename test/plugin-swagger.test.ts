@@ -19,7 +19,7 @@ t.test('the voice-token routes in the OpenAPI document', async (t) => {
   })
   t.teardown(() => app.close())
   await app.ready()
-  const document = app.swagger() as { paths: Record<string, Record<string, Record<string, unknown>>> }
+  const document = app.swagger() as unknown as { paths: Record<string, Record<string, Record<string, unknown>>> }
   const post = document.paths['/voice-token']?.post
   t.match(post, { tags: ['voice'], summary: 'Mint a voice session', security: [{ bearer: [] }] })
   const body = (post?.requestBody as { content: Record<string, { schema: { properties: Record<string, unknown>, additionalProperties: boolean } }> }).content['application/json']?.schema
