@@ -25,10 +25,18 @@ t.test('ESM: default and named exports', async (t) => {
   t.same(Object.keys(emulator), ['createOsharaEmulator'])
 })
 
-t.test('CJS: require gives the same shape', async (t) => {
+t.test('CJS: require gives the plugin itself, with the same named exports', async (t) => {
   const cjs = require('fastify-oshara-voice')
-  t.same(Object.keys(cjs).filter((key) => key !== '__esModule').sort(), expected)
-  t.equal(cjs.default, cjs.osharaVoice)
+  t.equal(typeof cjs, 'function')
+  t.equal(cjs, cjs.default)
+  t.equal(cjs, cjs.osharaVoice)
+  // fastify-plugin itself adds the camel-cased name.
+  t.same(Object.keys(cjs).sort(), [...expected, 'fastifyOsharaVoice'].sort())
+  const { default: Fastify } = await import('fastify')
+  const app = Fastify()
+  await app.register(cjs, { origin: 'https://app.example.com', agent: 'a', baseUrl: 'http://127.0.0.1:9' })
+  t.ok(app.hasDecorator('oshara'), 'registers as module.exports')
+  await app.close()
   t.equal(typeof require('fastify-oshara-voice/emulator').createOsharaEmulator, 'function')
   t.ok(new cjs.OsharaSessionLimitError('x') instanceof cjs.OsharaError)
 })
