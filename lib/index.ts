@@ -29,7 +29,7 @@ export {
 } from './errors.js'
 export type { OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
-export { RedisSessionStore, type RedisSessionStoreOptions } from './limits/redis-store.js'
+export { RedisSessionStore, type RedisScriptingClient, type RedisSessionStoreOptions } from './limits/redis-store.js'
 export type { AcquireResult, SessionStore, SlotRequest } from './limits/store.js'
 export type { ClientField } from './route/schemas.js'
 export type {

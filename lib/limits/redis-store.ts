@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
 import type { AcquireResult, SessionStore, SlotRequest } from './store.js'
+
+/**
+ * What the store needs of an ioredis `Redis` or `Cluster` client. Structural, so that the
+ * published types do not require ioredis (an optional peer dependency) to be installed.
+ */
+export interface RedisScriptingClient {
+  defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
+}
 
 export interface RedisSessionStoreOptions {
   /** An ioredis `Redis` or `Cluster` client. You own it: the store never connects, quits or reconfigures it. */
-  client: Redis | Cluster
+  client: RedisScriptingClient
   /**
    * Start of every key name, wrapped in braces as a Redis Cluster hash tag (`{oshara:}global`),
    * so that all keys of one store live on one Cluster slot. Stores with different prefixes
@@ -133,7 +140,7 @@ const SCRIPTS = {
 type ScriptedClient = Record<keyof typeof SCRIPTS, (...keysThenArgs: Array<string | number>) => Promise<unknown>>
 
 /** Defines the scripts on `client` unless an earlier store (or another copy of this package) already did. */
-function defineScripts (client: Redis | Cluster): ScriptedClient {
+function defineScripts (client: RedisScriptingClient): ScriptedClient {
   for (const [name, definition] of Object.entries(SCRIPTS)) {
     if (typeof (client as unknown as Partial<ScriptedClient>)[name as keyof ScriptedClient] !== 'function') {
       client.defineCommand(name, definition)

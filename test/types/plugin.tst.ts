@@ -1,9 +1,11 @@
 import Fastify, { type FastifyRequest } from 'fastify'
+import { Redis } from 'ioredis'
 import { expect, test } from 'tstyche'
 import osharaVoice, {
   createOsharaClient,
   MemorySessionStore,
   OsharaError,
+  RedisSessionStore,
   OsharaSessionLimitError,
   type OsharaClient,
   type OsharaDecorator,
@@ -75,4 +77,6 @@ test('client and emulator', () => {
 
 test('the store contract', () => {
   expect(new MemorySessionStore()).type.toBeAssignableTo<SessionStore>()
+  expect(new RedisSessionStore({ client: new Redis() })).type.toBeAssignableTo<SessionStore>()
+  expect(new RedisSessionStore({ client: {} })).type.toRaiseError()
 })
