@@ -1,21 +1,10 @@
 import t from 'tap'
 import { createOsharaClient } from '../lib/client/client.js'
-import { OsharaError } from '../lib/errors.js'
-import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
+import { failure, ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
 
 // An aborted signal ends the call at once, wherever it is, and never starts another attempt.
 
 const body = { agent: 'support-bot' }
-
-async function failure (promise: Promise<unknown>): Promise<OsharaError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof OsharaError) return error
-    throw error
-  }
-  throw new Error('expected the call to fail')
-}
 
 t.test('abort during a slow attempt: rejects within 50 ms and the emulator sees the request closed', async (t) => {
   const emulator = await startEmulator(t)

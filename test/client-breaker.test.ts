@@ -1,21 +1,10 @@
 import t, { type Test } from 'tap'
 import { createOsharaClient } from '../lib/client/client.js'
-import { OsharaError } from '../lib/errors.js'
-import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
+import { failure, ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
 
 // The circuit breaker: consecutive failed calls open it, a probe after the cooldown closes it.
 
 const body = { agent: 'support-bot' }
-
-async function failure (promise: Promise<unknown>): Promise<OsharaError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof OsharaError) return error
-    throw error
-  }
-  throw new Error('expected the call to fail')
-}
 
 async function setup (t: Test) {
   const emulator = await startEmulator(t)

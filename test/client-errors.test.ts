@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import { createOsharaClient } from '../lib/client/client.js'
 import type { OsharaClientOptions } from '../lib/client/options.js'
 import { OsharaError } from '../lib/errors.js'
-import { API_KEY, closedPort, ORIGIN, startEmulator } from './helpers/emulator.js'
+import { API_KEY, closedPort, failure, ORIGIN, startEmulator } from './helpers/emulator.js'
 
 // Each upstream outcome maps to exactly one code, status and outcome (SPEC sections 4 and 5).
 
@@ -14,16 +14,6 @@ async function setup (t: Test, options: Partial<OsharaClientOptions> = {}) {
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, retry: false, breaker: false, ...options })
   t.teardown(() => client.close())
   return { emulator, client }
-}
-
-async function failure (promise: Promise<unknown>): Promise<OsharaError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof OsharaError) return error
-    throw error
-  }
-  throw new Error('expected the call to fail')
 }
 
 t.test('200: the full upstream session', async (t) => {

@@ -1,8 +1,7 @@
 import t, { type Test } from 'tap'
 import { createOsharaClient } from '../lib/client/client.js'
 import type { OsharaClientOptions } from '../lib/client/options.js'
-import { OsharaError } from '../lib/errors.js'
-import { closedPort, ORIGIN, recordingLogger, sessionRequests, startEmulator } from './helpers/emulator.js'
+import { closedPort, failure, ORIGIN, recordingLogger, sessionRequests, startEmulator } from './helpers/emulator.js'
 
 // The retry policy: what is retried, how often, how long we wait, and what stops it.
 
@@ -15,16 +14,6 @@ async function setup (t: Test, options: Partial<OsharaClientOptions> = {}) {
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, breaker: false, logger, retry: fast, ...options })
   t.teardown(() => client.close())
   return { emulator, client, logger }
-}
-
-async function failure (promise: Promise<unknown>): Promise<OsharaError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof OsharaError) return error
-    throw error
-  }
-  throw new Error('expected the call to fail')
 }
 
 t.test('503, 503, 200 succeeds in 3 attempts with one x-request-id', async (t) => {

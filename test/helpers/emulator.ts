@@ -2,6 +2,7 @@ import { createServer } from 'node:net'
 import type { Test } from 'tap'
 import { createOsharaEmulator } from '../../lib/emulator/index.js'
 import type { EmulatorOptions, OsharaEmulator } from '../../lib/emulator/index.js'
+import { OsharaError } from '../../lib/errors.js'
 
 export const ORIGIN = 'https://app.example.com'
 export const API_KEY = 'sk_test_5ecr3t_k3y_value'
@@ -41,4 +42,15 @@ export function recordingLogger (): { info: (o: Record<string, unknown>, m: stri
 
 export function sessionRequests (emulator: OsharaEmulator): OsharaEmulator['requests'] {
   return emulator.requests.filter((request) => request.url.startsWith('/api/agents/agent-session'))
+}
+
+/** The `OsharaError` a call rejects with; fails the test if it resolves or rejects with anything else. */
+export async function failure (promise: Promise<unknown>): Promise<OsharaError> {
+  try {
+    await promise
+  } catch (error) {
+    if (error instanceof OsharaError) return error
+    throw error
+  }
+  throw new Error('expected the call to fail')
 }
