@@ -211,32 +211,38 @@ class SessionClient implements OsharaClient {
     const timer = setTimeout(() => controller.abort(TIMEOUT), timeoutMs)
     const onAbort = (): void => controller.abort(ABORTED)
     signal?.addEventListener('abort', onAbort)
-    try {
-      const response = await this.dispatcher.request({
-        origin: this.config.upstreamOrigin,
-        path: endpoint.path,
-        method: endpoint.method,
-        headers: [...endpoint.headers, 'x-request-id', requestId],
-        body: endpoint.body,
-        signal: controller.signal
-      })
-      const text = await readBody(response.body, response.headers['content-length'])
-      const status = response.statusCode
-      if (status >= 200 && status < 300) {
-        const value = text === undefined ? badResponse('body over 1 MiB', status) : endpoint.parse(text, status)
-        return value instanceof Error ? { error: value, serverDelay: undefined } : value
-      }
-      const serverDelay = serverDelayMs(response.headers, Date.now())
-      return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context), serverDelay }
-    } catch (cause) {
-      if (!controller.signal.aborted) return { error: classifyNetworkError(cause), serverDelay: undefined }
-      if (controller.signal.reason === TIMEOUT) return { error: attemptTimeout(timeoutMs), serverDelay: undefined }
-      return { error: aborted(requestId, 0), serverDelay: undefined }
-    } finally {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-    }
+    const result = await this.exchange(endpoint, requestId, controller.signal).catch((cause: unknown): AttemptFailure => ({
+      error: thrownError(cause, controller.signal, timeoutMs, requestId), serverDelay: undefined
+    }))
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', onAbort)
+    return result
   }
+
+  private async exchange<T> (endpoint: Endpoint<T>, requestId: string, signal: AbortSignal): Promise<T | AttemptFailure> {
+    const response = await this.dispatcher.request({
+      origin: this.config.upstreamOrigin,
+      path: endpoint.path,
+      method: endpoint.method,
+      headers: [...endpoint.headers, 'x-request-id', requestId],
+      body: endpoint.body,
+      signal
+    })
+    const text = await readBody(response.body, response.headers['content-length'])
+    const status = response.statusCode
+    if (status >= 200 && status < 300) {
+      const value = text === undefined ? badResponse('body over 1 MiB', status) : endpoint.parse(text, status)
+      return value instanceof Error ? { error: value, serverDelay: undefined } : value
+    }
+    const serverDelay = serverDelayMs(response.headers, Date.now())
+    return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context), serverDelay }
+  }
+}
+
+/** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
+function thrownError (cause: unknown, signal: AbortSignal, timeoutMs: number, requestId: string): OsharaError {
+  if (!signal.aborted) return classifyNetworkError(cause)
+  return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)
 }
 
 function isFailure<T> (result: T | AttemptFailure): result is AttemptFailure {
