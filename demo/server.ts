@@ -111,7 +111,7 @@ async function chooseUpstream (env: Record<string, string | undefined>, origin: 
         ...(apiKey !== undefined && apiKey !== '' ? { apiKey } : {})
       },
       emulator: undefined,
-      description: `the real Oshara at ${baseUrl ?? 'https://api.oshara.ai'} (agent ${agent}, Origin ${realOrigin}${apiKey === undefined || apiKey === '' ? '' : ', with API key'})`
+      description: `the real Oshara at ${baseUrl !== undefined && baseUrl !== '' ? baseUrl : 'https://api.oshara.ai'} (agent ${agent}, Origin ${realOrigin}${apiKey === undefined || apiKey === '' ? '' : ', with API key'})`
     }
   }
   if ((agent ?? '') !== '' || (realOrigin ?? '') !== '') {
@@ -137,7 +137,10 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const host = options.host ?? '127.0.0.1'
   const requested = options.port ?? 3000
   const port = requested === 0 ? await freePort(host) : requested
-  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  // The page's own origin (a wildcard host is reached on loopback). With the emulator, this is
+  // the Origin the plugin sends and the character allows.
+  const pageHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+  const origin = `http://${pageHost.includes(':') ? `[${pageHost}]` : pageHost}:${port}`
   const upstream = await chooseUpstream(options.env ?? process.env, origin)
 
   const app = Fastify({
@@ -170,7 +173,9 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
         return { user_id: user.id, user_name: user.name, user_email: user.email, plan: user.plan }
       },
       // One active call per user, so a second Start (e.g. in another tab) shows the 429.
-      // Slots are held 10 minutes at most when a tab goes away without ending its call.
+      // holdMs: a slot counts for 10 minutes at most (not the token's hour), so a tab that vanished
+      // without ending its call blocks new ones briefly. In production, leave holdMs out (the
+      // session's lifetime) or set it to your longest call.
       limits: { concurrency: 1, key: (request) => userOf(request).id, holdMs: 10 * 60 * 1000 }
     })
 

@@ -233,7 +233,7 @@ async function loadContext () {
   } catch {}
   ui.agent.textContent = demo.agent ?? ui.agent.textContent
   ui.user.textContent = demo.user ? `${demo.user.name} (${demo.user.plan})` : 'unknown'
-  ui.upstream.textContent = demo.upstream === 'oshara' ? 'Oshara' : 'the local emulator'
+  ui.upstream.textContent = demo.upstream === 'oshara' ? 'Oshara' : 'local emulator'
   setStatus('Ready. Press Start call to get a voice token and join the room.')
 }
 

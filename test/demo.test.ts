@@ -1,0 +1,218 @@
+import t, { type Test } from 'tap'
+import { existsSync } from 'node:fs'
+import { copyFile, mkdir } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { chromium, type Browser, type Page, type Response } from 'playwright-core'
+import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { DEMO_USER, startDemo, type Demo } from '../demo/server.js'
+
+// The demo (npm start): its HTTP surface, its real-Oshara mode, and the page end to end in
+// headless Chromium against the local emulator. Loopback only.
+
+const CHROMIUM = '/usr/bin/chromium'
+const ARTIFACTS = new URL('./artifacts/', import.meta.url)
+const DOCS_SCREENSHOT = new URL('../docs/demo.png', import.meta.url)
+
+async function demoFor (t: Test, options: Parameters<typeof startDemo>[0] = {}): Promise<Demo> {
+  const demo = await startDemo({ port: 0, env: {}, ...options })
+  t.teardown(() => demo.close())
+  return demo
+}
+
+function get (url: string, init: RequestInit = {}): Promise<globalThis.Response> {
+  return fetch(url, { ...init, signal: AbortSignal.timeout(5000) })
+}
+
+function sessionRequests (demo: Demo): Array<{ body: unknown, headers: Record<string, unknown> }> {
+  return (demo.emulator?.requests ?? []).filter((request) => request.url.startsWith('/api/agents/agent-session'))
+}
+
+t.test('serves the page, its script and livekit-client from node_modules', { timeout: 20_000 }, async (t) => {
+  const demo = await demoFor(t)
+  t.match(demo.url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.not(demo.url, 'http://127.0.0.1:0')
+  t.ok(demo.emulator, 'no OSHARA_* settings: the local emulator')
+
+  const page = await get(`${demo.url}/`)
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /^text\/html/)
+  const html = await page.text()
+  t.match(html, 'Start call')
+  t.match(html, 'aria-live="polite"')
+
+  const script = await get(`${demo.url}/app.js`)
+  t.equal(script.status, 200)
+  t.match(script.headers.get('content-type'), /javascript/)
+  t.match(await script.text(), "from './vendor/livekit-client.esm.mjs'")
+
+  const livekit = await get(`${demo.url}/vendor/livekit-client.esm.mjs`)
+  t.equal(livekit.status, 200)
+  t.match(livekit.headers.get('content-type'), /javascript/)
+  t.match(await livekit.text(), /export\s*\{[^}]*\bRoom\b/, 'the ESM build, exporting Room')
+  for (const path of ['/vendor/livekit-client.umd.js', '/vendor/', '/vendor/../package.json', '/vendor/%2e%2e/package.json']) {
+    t.equal((await get(`${demo.url}${path}`)).status, 404, `${path}: only the ESM build and its map are served`)
+  }
+})
+
+t.test('the voice routes: fake user as metadata, one call per user, DELETE frees it', { timeout: 20_000 }, async (t) => {
+  const demo = await demoFor(t)
+  const context = await (await get(`${demo.url}/api/demo`)).json()
+  t.same(context, { user: DEMO_USER, agent: 'support-bot', upstream: 'emulator' })
+
+  const first = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(first.status, 200)
+  t.equal(first.headers.get('cache-control'), 'no-store')
+  const session = await first.json() as Record<string, string>
+  const [upstream] = sessionRequests(demo)
+  t.equal(upstream?.headers.origin, demo.url, 'the demo sends its own origin, which the emulator allows')
+  t.same(upstream?.body, {
+    agent: 'support-bot',
+    metadata: { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro' }
+  })
+
+  const second = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(second.status, 429)
+  t.equal((await second.json() as Record<string, unknown>).code, 'FST_OSHARA_SESSION_LIMIT')
+  t.ok(Number(second.headers.get('retry-after')) >= 1)
+
+  const unknown = await get(`${demo.url}/voice-token/sess_unknown`, { method: 'DELETE' })
+  t.equal(unknown.status, 404)
+  const ended = await get(`${demo.url}/voice-token/${session.session_id as string}`, { method: 'DELETE' })
+  t.equal(ended.status, 204)
+  t.equal((await get(`${demo.url}/voice-token`, { method: 'POST' })).status, 200)
+})
+
+t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and origin', { timeout: 20_000 }, async (t) => {
+  // A stand-in for the real Oshara: the demo must not start its own.
+  const oshara = await createOsharaEmulator({
+    characters: [{ slug: 'sales-bot', allowed_origins: ['https://shop.example.com'] }],
+    apiKeys: ['sk_demo_key']
+  })
+  t.teardown(() => oshara.close())
+  const demo = await demoFor(t, {
+    env: { OSHARA_AGENT: 'sales-bot', OSHARA_ORIGIN: 'https://shop.example.com', OSHARA_BASE_URL: oshara.url, OSHARA_API_KEY: 'sk_demo_key' }
+  })
+  t.equal(demo.emulator, undefined)
+  t.match(demo.description, /real Oshara at http:\/\/127\.0\.0\.1:\d+ \(agent sales-bot, Origin https:\/\/shop\.example\.com, with API key\)/)
+  t.notMatch(demo.description, 'sk_demo_key', 'the key is never printed')
+  t.same(await (await get(`${demo.url}/api/demo`)).json(), { user: DEMO_USER, agent: 'sales-bot', upstream: 'oshara' })
+
+  const reply = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(reply.status, 200)
+  t.equal(oshara.requests[0]?.headers.origin, 'https://shop.example.com')
+  t.equal(oshara.requests[0]?.headers['x-api-key'], 'sk_demo_key')
+  t.match(oshara.requests[0]?.body, { agent: 'sales-bot', metadata: { user_id: 'demo-user-1' } })
+
+  await t.rejects(startDemo({ port: 0, env: { OSHARA_AGENT: 'sales-bot' } }), /Set both OSHARA_AGENT and OSHARA_ORIGIN/)
+})
+
+if (!existsSync(CHROMIUM)) {
+  t.skip('chromium not found: browser test did not run (apt-get install chromium)', () => {})
+} else {
+  t.test('end to end in headless Chromium: start, see the session, end, limit', { timeout: 90_000 }, browserTest)
+}
+
+/** Clicks Start call on `page` and returns the POST /voice-token response it caused. */
+async function pressStart (page: Page): Promise<Response> {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/voice-token'),
+    page.getByRole('button', { name: 'Start call' }).click()
+  ])
+  return response
+}
+
+async function text (page: Page, selector: string): Promise<string> {
+  return (await page.locator(selector).textContent() ?? '').trim()
+}
+
+async function browserTest (t: Test): Promise<void> {
+  const demo = await demoFor(t)
+  const emulator = demo.emulator as NonNullable<Demo['emulator']>
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 30_000
+  })
+  t.teardown(() => browser.close())
+  const context = await browser.newContext({ viewport: { width: 960, height: 760 } })
+  context.setDefaultTimeout(10_000)
+  const requested: string[] = []
+  const pageErrors: string[] = []
+  context.on('request', (request) => { requested.push(request.url()) })
+  const open = async (): Promise<Page> => {
+    const page = await context.newPage()
+    page.on('pageerror', (error) => { pageErrors.push(error.message) })
+    await page.goto(demo.url)
+    await page.getByText('Ready. Press Start call').waitFor()
+    return page
+  }
+
+  // 1. Start: a session is minted for the fake user; the page shows it and why media fails.
+  const page = await open()
+  t.equal(await text(page, '#user'), 'Ada Demo (pro)')
+  t.equal(await text(page, '#upstream'), 'local emulator')
+  t.equal((await pressStart(page)).status(), 200)
+  await page.getByText('Could not reach the media server at ws://127.0.0.1:7880: the local emulator mints real tokens but runs no LiveKit server').waitFor()
+  const sessionId = await text(page, '#session-id')
+  const minted = emulator.sessions.get(sessionId)
+  t.ok(minted, `the page shows the minted session id (${sessionId})`)
+  t.equal(await text(page, '#room'), minted?.room_name, 'the room, decoded from the token')
+  t.equal(await text(page, '#identity'), minted?.participant_identity, 'the identity (token sub)')
+  t.match(await text(page, '#expires'), /\(in (59|60) min\)$/, 'the expiry, from the token exp')
+  t.equal(await text(page, '#livekit-url'), 'ws://127.0.0.1:7880')
+  t.equal(await text(page, '#connection-text'), 'could not connect')
+  t.equal(await page.getByRole('button', { name: 'End call' }).isEnabled(), true)
+  t.equal(await page.getByRole('button', { name: 'Start call' }).isEnabled(), false, 'one call per tab')
+  const upstream = sessionRequests(demo)
+  t.equal(upstream.length, 1)
+  t.match(upstream[0]?.body, { metadata: { user_id: 'demo-user-1', user_email: 'ada@example.com' } }, 'the fake user reached Oshara as metadata')
+  t.equal(upstream[0]?.headers.origin, demo.url)
+
+  await mkdir(ARTIFACTS, { recursive: true })
+  const screenshot = new URL('demo.png', ARTIFACTS)
+  await page.screenshot({ path: screenshot.pathname, fullPage: true })
+  // The README's picture: written when missing, or refreshed on demand (it changes every run).
+  if (!existsSync(DOCS_SCREENSHOT) || process.env.UPDATE_SCREENSHOTS === '1') await copyFile(screenshot, DOCS_SCREENSHOT)
+
+  // 2. End: the room is left and DELETE /voice-token/{id} frees the slot.
+  const [deleted] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'DELETE'),
+    page.getByRole('button', { name: 'End call' }).click()
+  ])
+  t.equal(new URL(deleted.url()).pathname, `/voice-token/${sessionId}`)
+  t.equal(deleted.status(), 204)
+  await page.getByText('Call ended. Your slot is free: you can start a new call.').waitFor()
+  t.equal(await text(page, '#connection-text'), 'call ended')
+
+  // 3. A new call gets a fresh session (no cached token).
+  t.equal((await pressStart(page)).status(), 200)
+  await page.getByText('Could not reach the media server').waitFor()
+  const secondId = await text(page, '#session-id')
+  t.not(secondId, sessionId, 'a new session')
+  t.ok(emulator.sessions.has(secondId))
+
+  // 4. Another tab, beyond the limit of one call per user: the limiter's 429 in words.
+  const other = await open()
+  const refused = await pressStart(other)
+  t.equal(refused.status(), 429)
+  const retryAfter = Number(await refused.headerValue('retry-after'))
+  t.ok(retryAfter >= 1)
+  await other.getByText('Too many active calls, try again in').waitFor()
+  t.match(await text(other, '#status'), new RegExp(`^Too many active calls, try again in ${retryAfter} s\\b`))
+  t.equal(await other.getByRole('button', { name: 'Start call' }).isEnabled(), true, 'the user may try again')
+  await other.screenshot({ path: new URL('demo-429.png', ARTIFACTS).pathname, fullPage: true })
+
+  // 5. Leaving the first tab releases its slot (pagehide, keepalive DELETE): the other tab gets a call.
+  await page.goto('about:blank')
+  let status = 429
+  for (let attempt = 0; attempt < 30 && status === 429; attempt++) {
+    if (attempt > 0) await sleep(100)
+    status = (await pressStart(other)).status()
+  }
+  t.equal(status, 200, 'the slot of the tab that was left is free')
+  await other.getByText('Could not reach the media server').waitFor()
+
+  t.same(pageErrors, [], 'no uncaught errors on the page')
+  const foreign = requested.filter((url) => !url.startsWith(`${demo.url}/`) && !url.startsWith('http://127.0.0.1:7880/') && !url.startsWith('about:') && !url.startsWith('data:'))
+  t.same(foreign, [], 'everything loads from the demo itself (no CDN); only the media server is elsewhere')
+}
