@@ -22,7 +22,8 @@ interface MobileUser {
 
 /** Fake app tokens: stands in for your real token verification. */
 export const MOBILE_TOKENS: ReadonlyMap<string, MobileUser> = new Map([
-  ['mobile-token-ada', { id: 'user-ada', email: 'ada@example.com', plan: 'pro' }]
+  ['mobile-token-ada', { id: 'user-ada', email: 'ada@example.com', plan: 'pro' }],
+  ['mobile-token-bob', { id: 'user-bob', email: 'bob@example.com', plan: 'free' }]
 ])
 
 export interface NativeAppOptions {
@@ -114,10 +115,9 @@ export async function build ({ origin, baseUrl, logger = false }: NativeAppOptio
     }
   })
 
-  // The app ends its call: free the user's slot. Session ids are unguessable and only ever
-  // returned to their owner, so this does not check ownership.
+  // The app ends its call: free the slot, only when this user holds it.
   app.delete<{ Params: { session_id: string } }>('/api/mobile/voice-session/:session_id', { onRequest: authenticate }, async (request, reply) => {
-    const released = await app.oshara.releaseSession(request.params.session_id)
+    const released = await app.oshara.releaseSession(request.params.session_id, { key: (request.mobileUser as MobileUser).id })
     return reply.code(released ? 204 : 404).send()
   })
   return app

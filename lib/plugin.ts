@@ -59,7 +59,7 @@ function decorate (fastify: FastifyInstance, config: PluginConfig, name: string)
   const decorator: OsharaDecorator = {
     client: config.client,
     createSession: (input, options) => createSessionFor(config, fastify.log, input, options),
-    releaseSession: (sessionId) => config.limiter?.releaseSession(sessionId) ?? Promise.resolve(false)
+    releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false)
   }
   fastify.decorate(name, decorator)
 }

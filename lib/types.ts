@@ -127,8 +127,8 @@ export interface OsharaDecorator {
   readonly client: OsharaClient
   /** Mint a session for a native app or a server-initiated call; same client, errors and limiter as the route. */
   createSession (input: CreateSessionInput, options?: CreateSessionOptions): Promise<OsharaSession>
-  /** Free the limiter slot of a session; false when none was held (or no `limits`). */
-  releaseSession (sessionId: string): Promise<boolean>
+  /** Free the limiter slot of a session (with `key`: only when that key holds it); false when none was freed (or no `limits`). */
+  releaseSession (sessionId: string, options?: { key?: string }): Promise<boolean>
 }
 
 declare module 'fastify' {

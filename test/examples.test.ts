@@ -131,6 +131,8 @@ t.test('native-app: a bearer-authenticated route calls fastify.oshara.createSess
   t.equal(busy.body.code, 'FST_OSHARA_SESSION_LIMIT')
   t.ok(Number(busy.headers.get('retry-after')) >= 1, 'the app is told when to retry')
 
+  const notBobs = await call(`${url}/api/mobile/voice-session/${session.body.session_id as string}`, 'DELETE', { authorization: 'Bearer mobile-token-bob' })
+  t.equal(notBobs.status, 404, 'another user cannot end it')
   const ended = await call(`${url}/api/mobile/voice-session/${session.body.session_id as string}`, 'DELETE', ada)
   t.equal(ended.status, 204)
   const endedAgain = await call(`${url}/api/mobile/voice-session/${session.body.session_id as string}`, 'DELETE', ada)
