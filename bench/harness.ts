@@ -27,6 +27,14 @@ export const VARIANT_LABELS: Record<Variant, string> = {
   fetch: 'C seed-style fetch + r.json()'
 }
 
+export const SHORT_LABELS: Record<Variant, string> = {
+  plugin: 'A',
+  'plugin-memory': 'A+memory',
+  'plugin-redis': 'A+Redis',
+  undici: 'B',
+  fetch: 'C'
+}
+
 /** What the load generator posts: what a browser page sends. */
 export const REQUEST_BODY = '{"language":"en"}'
 
@@ -75,9 +83,9 @@ export interface ChildHandlers {
  * Prints `url` on stdout (one line) once the caller is listening.
  */
 export function serveParent (url: string, handlers: ChildHandlers): void {
-  const answer = (id: number): void => {
+  const answer = (id: number, then?: () => void): void => {
     const reply: Answer = { type: 'answer', id, stats: ownStats(handlers.extra?.()) }
-    process.send?.(reply)
+    process.send?.(reply, undefined, {}, () => then?.())
   }
   process.on('message', (message: Message) => {
     if (message.type === 'stats') answer(message.id)
@@ -85,15 +93,13 @@ export function serveParent (url: string, handlers: ChildHandlers): void {
       handlers.reset?.()
       answer(message.id)
     } else if (message.type === 'close') {
-      handlers.close().then(() => {
-        answer(message.id)
-        // Let the answer leave before exiting.
-        process.channel?.unref()
-        setImmediate(() => process.exit(0))
-      }, (error: unknown) => {
-        console.error(error)
-        process.exit(1)
-      })
+      handlers.close().then(
+        // Exit once the answer is out: a --cpu-prof profile is written on the way.
+        () => answer(message.id, () => process.exit(0)),
+        (error: unknown) => {
+          console.error(error)
+          process.exit(1)
+        })
     }
   })
   // The parent going away ends us too.

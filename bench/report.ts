@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { type Machine, median, mib, REQUEST_BODY, VARIANT_LABELS, type Variant } from './harness.js'
+import { type Machine, median, mib, REQUEST_BODY, SHORT_LABELS, VARIANT_LABELS, type Variant } from './harness.js'
 
 export type Logging = 'off' | 'info'
 
@@ -22,7 +22,9 @@ export interface Measurement {
   redisCpu: number
   /** The rest of the machine's busy time: processes that are not part of the run. */
   otherCpu: number
-  /** What the emulator held at the end of the measurement (before the next reset). */
+  /** 1, or how many times it was measured because other processes took CPU (the least disturbed kept). */
+  attempts: number
+  /** Most sessions the emulator held at once during the measurement. */
   emulatorSessions: number
 }
 
@@ -40,6 +42,10 @@ export interface Summary {
   loadCpu: number
   redisCpu: number
   otherCpu: number
+  /** Rounds measured more than once. */
+  repeated: number
+  /** Sessions the server minted over the whole run (warmups included). */
+  served: number
   peakRss: number
 }
 
@@ -56,7 +62,7 @@ export interface RunReport {
   command: string
   startedAt: string
   durationSeconds: number
-  settings: { rounds: number, duration: number, warmup: number, connections: number, reset: boolean, redis: string }
+  settings: { rounds: number, duration: number, warmup: number, connections: number, trimMs: number, maxOthers: number, budgetSeconds: number, redis: string }
   measurements: Measurement[]
   summaries: Summary[]
   emulatorPeakRss: number
@@ -83,6 +89,7 @@ const RATIOS: Array<{ name: string, numerator: Variant, denominator: Variant, ta
 const fixed = (value: number, digits = 2): string => Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
 const whole = (value: number): string => Number.isFinite(value) ? String(Math.round(value)) : 'n/a'
 const percent = (value: number): string => `${Math.round(value * 100)}%`
+const signed = (value: number): string => `${value >= 0 ? '+' : '−'}${Math.abs(Math.round(value * 100))}%`
 
 function ratios (report: RunReport): Ratio[] {
   const find = (variant: Variant, logging: Logging): Summary | undefined =>
@@ -104,7 +111,7 @@ function resultsTable (report: RunReport): string[] {
     '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |'
   ]
   for (const s of report.summaries) {
-    lines.push(`| ${VARIANT_LABELS[s.variant]} | ${s.logging} | ${whole(s.reqPerSec)} | ${s.p50} | ${s.p99} | ${s.rounds.map(whole).join(' / ')} | ${s.failures} | ` +
+    lines.push(`| ${VARIANT_LABELS[s.variant]} | ${s.logging} | ${whole(s.reqPerSec)} | ${s.p50} | ${s.p99} | ${s.rounds.map(whole).join(' / ')}${s.repeated > 0 ? ` (${s.repeated} repeated)` : ''} | ${s.failures} | ` +
       `${s.serverCpuPerRequest} | ${s.serverCpu} / ${s.emulatorCpu} / ${s.loadCpu} / ${s.redisCpu} / ${s.otherCpu} | ${mib(s.peakRss)} MiB |`)
   }
   return lines
@@ -125,9 +132,31 @@ function ratioTable (list: Ratio[]): string[] {
   return lines
 }
 
+function inShort (report: RunReport, list: Ratio[]): string | undefined {
+  const find = (variant: Variant): Summary | undefined => report.summaries.find((s) => s.variant === variant && s.logging === 'off')
+  const a = find('plugin')
+  const b = find('undici')
+  if (a === undefined || b === undefined) return undefined
+  const parts = list.filter((r) => r.logging === 'off' && r.target !== undefined).map((r) => {
+    const value = r.numerator.reqPerSec / r.denominator.reqPerSec
+    return `${r.name} ${fixed(value)} (target ≥ ${r.target}: ${value >= (r.target as number) ? 'met' : 'missed'})`
+  })
+  const extra = (variant: Variant): string | undefined => {
+    const s = find(variant)
+    return s === undefined ? undefined : `${SHORT_LABELS[variant]} ${s.serverCpuPerRequest - a.serverCpuPerRequest >= 0 ? '+' : '−'}${Math.abs(s.serverCpuPerRequest - a.serverCpuPerRequest)} µs`
+  }
+  const limiters = [extra('plugin-memory'), extra('plugin-redis')].filter((text) => text !== undefined)
+  return `**In short** (logging off, medians): on req/s ${parts.join(', ')}. Per request the plugin's server spends ${a.serverCpuPerRequest} µs of CPU ` +
+    `against the floor's ${b.serverCpuPerRequest} µs: ${a.serverCpuPerRequest - b.serverCpuPerRequest} µs more, a server-only ratio of ` +
+    `${fixed(b.serverCpuPerRequest / a.serverCpuPerRequest)}, which is what A/B tends to when the server, not the emulator or the load generator, is what limits throughput.` +
+    `${limiters.length > 0 ? ` The limiters add, per request: ${limiters.join(', ')}.` : ''}`
+}
+
 function meaning (report: RunReport, list: Ratio[]): string[] {
   const paragraphs: string[] = []
   const cores = report.machine.cores
+  const summary = inShort(report, list)
+  if (summary !== undefined) paragraphs.push(summary)
   for (const logging of ['off', 'info'] as const) {
     const mine = list.filter((r) => r.logging === logging)
     if (mine.length === 0) continue
@@ -158,6 +187,21 @@ function meaning (report: RunReport, list: Ratio[]): string[] {
     if (others >= 10 || worst >= 50) {
       text.push('Work outside the run took CPU too, unevenly, which adds noise to req/s and latency beyond what alternating rounds removes.')
     }
+    const bound = report.summaries.filter((s) => s.logging === 'off' && s.serverCpu >= 90)
+    const unbound = report.summaries.filter((s) => s.logging === 'off' && s.serverCpu < 90)
+    if (bound.length > 0) {
+      text.push(`With logging off, the server of ${bound.map((s) => `${SHORT_LABELS[s.variant]} (${s.serverCpu}%)`).join(', ')} ran at or near one full core: ` +
+        'a Node server runs its JavaScript on one thread, so those variants were bound by their own CPU cost.' +
+        (unbound.length > 0
+          ? ` ${unbound.map((s) => `${SHORT_LABELS[s.variant]} (${s.serverCpu}%)`).join(', ')} had CPU to spare and ` +
+            'waited on the other processes (emulator, load generator, Redis) and the kernel instead, so their req/s understate what those servers could do alone.'
+          : ''))
+    }
+    const repeated = all.filter((m) => m.attempts > 1).length
+    if (repeated > 0) {
+      text.push(`${repeated} of ${all.length} measurements were taken again because processes outside the run took more than ` +
+        `${report.settings.maxOthers}% of a core; the least disturbed attempt is the one shown.`)
+    }
     text.push('The server CPU µs/req column, measured inside each server, and the server-only ratio derived from it, are the steadier comparison of the servers themselves.')
     paragraphs.push(text.join(' '))
   }
@@ -165,13 +209,21 @@ function meaning (report: RunReport, list: Ratio[]): string[] {
     const off = report.summaries.find((s) => s.variant === variant && s.logging === 'off')
     const info = report.summaries.find((s) => s.variant === variant && s.logging === 'info')
     if (off === undefined || info === undefined) return undefined
-    return `${VARIANT_LABELS[variant].split(' ')[0]} ${percent(1 - info.reqPerSec / off.reqPerSec)} of its req/s ` +
-      `(${off.serverCpuPerRequest} → ${info.serverCpuPerRequest} µs/req)`
+    return `${SHORT_LABELS[variant]} from ${off.serverCpuPerRequest} to ${info.serverCpuPerRequest} µs/req ` +
+      `(${signed(info.serverCpuPerRequest / off.serverCpuPerRequest - 1)}; req/s ${signed(info.reqPerSec / off.reqPerSec - 1)})`
   }
-  const logCosts = (['plugin', 'undici', 'fetch'] as const).map(cost).filter((text) => text !== undefined)
+  const logCosts = (['plugin', 'plugin-memory', 'plugin-redis', 'undici', 'fetch'] as const).map(cost).filter((text) => text !== undefined)
   if (logCosts.length > 0) {
-    paragraphs.push(`**Logging cost.** pino at info with synchronous file writes (Fastify's \`logger.file\`) cost ${logCosts.join(', ')}. ` +
-      'A writes three lines per request (request, its "session created" line, response); B and C write two.')
+    paragraphs.push(`**Logging cost.** pino at info with synchronous file writes (Fastify's \`logger.file\`) took the server CPU per request of ${logCosts.join(', ')}. ` +
+      'A writes three lines per request (incoming request, "oshara: session created", request completed); B and C write two.')
+  }
+  const memory = report.summaries.find((s) => s.variant === 'plugin-memory' && s.logging === 'off')
+  const plain = report.summaries.find((s) => s.variant === 'plugin' && s.logging === 'off')
+  if (memory !== undefined && plain !== undefined && memory.peakRss > plain.peakRss + 20 * 2 ** 20) {
+    const grown = memory.peakRss - plain.peakRss
+    paragraphs.push(`**Memory.** The memory store's server peaked ${mib(grown)} MiB above the plain plugin's: it minted ${memory.served} sessions ` +
+      'and nothing released them (no `DELETE`), so each slot stays until its session\'s `expires_in_seconds` (3600 s) passes — ' +
+      `about ${whole(grown / memory.served)} bytes of RSS per held slot. The Redis store keeps them in Redis instead.`)
   }
   const failures = report.summaries.filter((s) => s.failures > 0)
   if (failures.length > 0) {
@@ -180,17 +232,23 @@ function meaning (report: RunReport, list: Ratio[]): string[] {
   }
   const first = report.growth[0]
   const last = report.growth[report.growth.length - 1]
+  const most = Math.max(0, ...report.measurements.map((m) => m.emulatorSessions))
+  const emulatorCost = median(report.measurements.map((m) => m.emulatorCpu * 10_000 / m.reqPerSec))
+  const floorCost = report.summaries.find((s) => s.variant === 'undici' && s.logging === 'off')?.serverCpuPerRequest
+  const text = [`**The emulator.** It spent a median of ${whole(emulatorCost)} µs of CPU per request (it signs a JWT and draws random ids for each)` +
+    `${floorCost === undefined ? '' : `, ${emulatorCost >= floorCost ? 'more than' : `${percent(emulatorCost / floorCost)} of`} what the floor server B spends`}, ` +
+    'on the same cores, for every variant alike: one more reason the req/s ratios sit closer to 1 than the server-only ratios.']
   if (first !== undefined && last !== undefined) {
-    const most = Math.max(...report.measurements.map((m) => m.emulatorSessions))
-    paragraphs.push(`**The emulator.** Loaded directly and never emptied, it went from ${whole(first.reqPerSec)} req/s ` +
-      `(${first.sessions} sessions stored) to ${whole(last.reqPerSec)} req/s (${last.sessions} stored, heap ${mib(last.heapUsed)} MiB): ` +
-      `${last.reqPerSec < first.reqPerSec * 0.8
-        ? 'what it stores slows it down, so in one long run the later variants would face a slower upstream than the earlier ones. '
-        : 'what it stores does not slow it down measurably over this many requests. '}` +
-      `${report.settings.reset
-        ? `This run emptied it before each measurement (at most ${most} sessions stored in one), so every variant met the same emulator.`
-        : `This run never emptied it (${most} sessions stored at the end of the last measurement): compare variants with care.`}`)
+    text.push(`Loaded directly and never emptied, it went from ${whole(first.reqPerSec)} req/s (${first.sessions} sessions stored) to ` +
+      `${whole(last.reqPerSec)} req/s (${last.sessions} stored, heap ${mib(last.heapUsed)} MiB): ` +
+      (last.reqPerSec < first.reqPerSec * 0.8
+        ? 'what it stores slows it down (each mint counts the active sessions by scanning all stored ones), so within one run the later, and the faster, variants would meet a slower upstream.'
+        : 'what it stores does not slow it down measurably over this many requests.'))
   }
+  text.push(report.settings.trimMs > 0
+    ? `This run emptied it every ${report.settings.trimMs} ms (at most ${most} sessions stored at once), so every variant met the same emulator.`
+    : `This run never emptied it (up to ${most} sessions stored): compare variants with care.`)
+  paragraphs.push(text.join(' '))
   return paragraphs
 }
 
@@ -208,11 +266,13 @@ export async function writeResults (report: RunReport, path: string): Promise<st
     `- Machine: ${box.cores} cores, ${box.cpu}, ${box.memoryGiB} GiB, ${box.os}; Node ${box.node}.`,
     `- Command: \`${report.command}\` (\`node --import tsx bench/run.ts\`).`,
     '- Each server under test (bench/servers.ts) and the Oshara emulator (bench/emulator-process.ts) run in their own process; autocannon runs as a library in the parent. Every server calls the same emulator.',
+    `- The emulator is emptied of stored sessions and recorded requests ${settings.trimMs > 0 ? `every ${settings.trimMs} ms` : 'never'} (see "The emulator" below). Before each measurement the run waits (up to 10 s) until processes outside it take at most ${settings.maxOthers}% of a core; a measurement they disturbed beyond that anyway is taken again, at most twice; waits and repeats stay within a ${settings.budgetSeconds} s budget for the run, and the least disturbed attempt is kept.`,
     `- ${settings.rounds} rounds; in each, every server gets ${settings.warmup} s of warmup then ${settings.duration} s measured, in turn (A, A + memory limiter, A + Redis limiter, B, C, then again), ${settings.connections} connections, \`POST /voice-token\` with \`${REQUEST_BODY}\`. Figures are medians over the rounds. All servers run once with logging off, then once with pino at \`info\` writing to a file in bench/.out/logs/.`,
     `- A: the plugin, \`{ origin, agent, baseUrl }\`; with \`limits: { concurrency: 1000000 }\` on the memory store, then on \`RedisSessionStore\` (${settings.redis}). All load comes from one IP, one limiter key: nothing is refused, every request reserves and binds a slot.`,
     '- B: a hand-written Fastify route: one undici `Pool`, `Pool.request` with the plugin\'s payload and headers, `body.json()`, the same reply fields through a response schema (no timeout, retry, or body validation).',
-    '- C: the route as Oshara\'s docs show it: global `fetch` per request, `r.json()`, the same reply fields.',
+    `- C: the route as Oshara's docs show it: global \`fetch\` per request (Node ${box.node}'s bundled undici and its global dispatcher), \`r.json()\`, the same reply fields.`,
     `- CPU is in % of one core, measured in each process over the measured seconds; server CPU µs/req is the server's CPU time per 2xx answer. Latency is autocannon's, in whole milliseconds. Peak RSS is \`process.resourceUsage().maxRSS\` and includes the tsx loader (the same for every variant). The emulator's peak RSS: ${mib(report.emulatorPeakRss)} MiB.`,
+    '- Where the time goes: `node --import tsx bench/profile.ts` runs A and B under `node --cpu-prof` and writes bench/.out/profile-summary.md.',
     '',
     '## Results',
     '',
