@@ -1,16 +1,16 @@
 // The Oshara emulator in its own process: `node --import tsx bench/emulator-process.ts`
 // prints its URL on stdout, then answers the harness over IPC (stats, reset, close).
 //
-// The emulator keeps every minted session and every request (its tests assert on them) and
-// has no option to stop, and each mint scans every stored session: left alone it slows down
-// as a run goes on (see the growth check in RESULTS.md). With EMULATOR_TRIM_MS set, this
-// process empties both that often, so every variant meets the same emulator.
+// `record: false`: the emulator keeps no requests. It still keeps every minted session (billing
+// lookups need them), so memory grows over a run; with EMULATOR_TRIM_MS set, this process
+// empties them that often, so every variant meets the same emulator.
 import { createOsharaEmulator } from '../lib/emulator/index.js'
 import { AGENT, ORIGIN, serveParent } from './harness.js'
 
 const emulator = await createOsharaEmulator({
   characters: [{ slug: AGENT, allowed_origins: [ORIGIN], system_prompt: 'You are a helpful support agent.', greeting: 'Hi! How can I help you today?' }],
-  port: Number(process.env.EMULATOR_PORT ?? 0)
+  port: Number(process.env.EMULATOR_PORT ?? 0),
+  record: false
 })
 
 const sessions = emulator.sessions as Map<string, unknown>

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { AbortSignalLike } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
 import { OsharaError, OsharaInvalidSessionError } from './errors.js'
 import type { PluginConfig } from './options.js'
@@ -19,7 +20,7 @@ async function mint (
   draft: SessionRequest,
   key: string | undefined,
   log: FastifyBaseLogger,
-  signal: AbortSignal | undefined,
+  signal: AbortSignalLike | undefined,
   requestId: string | undefined,
   onSession: ((session: OsharaSession) => unknown) | undefined
 ): Promise<OsharaSession> {
@@ -33,8 +34,9 @@ async function mint (
     throw error
   }
   if (slot !== undefined) await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log)
+  if (onSession === undefined) return session
   try {
-    await onSession?.(session)
+    await onSession(session)
   } catch (error) {
     // The session exists upstream but nobody will use it: free the slot now.
     if (slot !== undefined) await limiter?.release(slot, log)
@@ -50,17 +52,35 @@ async function buildDraft (config: PluginConfig, request: FastifyRequest): Promi
   const draft: SessionRequest = { agent, ...choices.fields }
   if (config.session !== undefined) Object.assign(draft, await config.session(request))
   if (config.metadata !== undefined) draft.metadata = await config.metadata(request)
-  await config.beforeSession?.(request, draft)
+  if (config.beforeSession !== undefined) await config.beforeSession(request, draft)
   return draft
 }
 
-/** An `AbortSignal` that fires when the browser goes away before the reply is written. */
-function disconnectSignal (reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort()
-  })
-  return controller.signal
+/**
+ * Aborts the upstream call when the browser goes away before the reply is written. Made for
+ * every request, so it is a plain object rather than an AbortController (which costs more).
+ */
+class DisconnectSignal implements AbortSignalLike {
+  aborted = false
+  private listener: (() => void) | undefined
+
+  constructor (reply: FastifyReply) {
+    const response = reply.raw
+    response.once('close', () => {
+      if (response.writableFinished) return
+      this.aborted = true
+      this.listener?.()
+    })
+  }
+
+  /** The client listens with one listener at a time. */
+  addEventListener (_type: 'abort', listener: () => void): void {
+    this.listener = listener
+  }
+
+  removeEventListener (): void {
+    this.listener = undefined
+  }
 }
 
 function defaultReply (session: OsharaSession): Record<string, unknown> {
@@ -99,7 +119,7 @@ export async function handleTokenRequest (config: PluginConfig, request: Fastify
   try {
     const draft = await buildDraft(config, request)
     const key = config.limiter === undefined ? undefined : await config.limitKey(request)
-    const session = await mint(config, draft, key, request.log, disconnectSignal(reply), undefined,
+    const session = await mint(config, draft, key, request.log, new DisconnectSignal(reply), undefined,
       config.onSession === undefined ? undefined : (minted) => (config.onSession as NonNullable<PluginConfig['onSession']>)(request, minted))
     reply.header('cache-control', 'no-store')
     return config.response === undefined ? defaultReply(session) : config.response(session, request)

@@ -62,6 +62,17 @@ t.test('records each request', async (t) => {
   t.equal(emulator.sessions.size, 1, 'sessions stay')
 })
 
+t.test('record: false keeps no requests, still answers and counts connections', async (t) => {
+  const emulator = await createOsharaEmulator({ characters: [{ slug: 'bot', allowed_origins: [ORIGIN] }], record: false })
+  t.teardown(() => emulator.close())
+  const res = await postSession(emulator, '{"agent":"bot"}')
+  t.equal(res.status, 200)
+  await res.arrayBuffer()
+  t.equal(emulator.requests.length, 0)
+  t.equal(emulator.sessions.size, 1)
+  t.ok(emulator.connectionCount >= 1)
+})
+
 t.test('keep-alive: sequential requests share a connection', async (t) => {
   const emulator = await start(t)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })

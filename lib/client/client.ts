@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import type { ValueError } from '@sinclair/typebox/errors'
 import { Pool, type Dispatcher } from 'undici'
 import {
@@ -21,9 +22,16 @@ import {
   type SessionRequest
 } from './schemas.js'
 
+/** What the client needs of an `AbortSignal`; any `AbortSignal` is one. */
+export interface AbortSignalLike {
+  readonly aborted: boolean
+  addEventListener (type: 'abort', listener: () => void): void
+  removeEventListener (type: 'abort', listener: () => void): void
+}
+
 export interface CallOptions {
   /** Aborting it ends the call, an in-flight attempt and a pending retry delay at once. */
-  signal?: AbortSignal | undefined
+  signal?: AbortSignalLike | undefined
   /** Logger for this call's retry warnings (e.g. `request.log`); defaults to the client's `logger`. */
   log?: OsharaLogger | undefined
   /** `X-Request-Id` for this call; a random UUID by default. */
@@ -206,20 +214,19 @@ class SessionClient implements OsharaClient {
   }
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
-  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignal | undefined): Promise<T | AttemptFailure> {
-    const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(TIMEOUT), timeoutMs)
-    const onAbort = (): void => controller.abort(ABORTED)
-    signal?.addEventListener('abort', onAbort)
-    const result = await this.exchange(endpoint, requestId, controller.signal).catch((cause: unknown): AttemptFailure => ({
-      error: thrownError(cause, controller.signal, timeoutMs, requestId), serverDelay: undefined
+  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignalLike | undefined): Promise<T | AttemptFailure> {
+    const abort = new AttemptAbort()
+    const timer = setTimeout(abortOnTimeout, timeoutMs, abort)
+    signal?.addEventListener('abort', abort.onCallerAbort)
+    const result = await this.exchange(endpoint, requestId, abort).catch((cause: unknown): AttemptFailure => ({
+      error: thrownError(cause, abort, timeoutMs, requestId), serverDelay: undefined
     }))
     clearTimeout(timer)
-    signal?.removeEventListener('abort', onAbort)
+    signal?.removeEventListener('abort', abort.onCallerAbort)
     return result
   }
 
-  private async exchange<T> (endpoint: Endpoint<T>, requestId: string, signal: AbortSignal): Promise<T | AttemptFailure> {
+  private async exchange<T> (endpoint: Endpoint<T>, requestId: string, signal: AttemptAbort): Promise<T | AttemptFailure> {
     const response = await this.dispatcher.request({
       origin: this.config.upstreamOrigin,
       path: endpoint.path,
@@ -240,7 +247,27 @@ class SessionClient implements OsharaClient {
 }
 
 /** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
-function thrownError (cause: unknown, signal: AbortSignal, timeoutMs: number, requestId: string): OsharaError {
+/**
+ * Aborts one attempt, on its timeout or the caller's abort. undici accepts an EventEmitter
+ * with `aborted`/`reason` as a signal: far cheaper than an AbortController per attempt.
+ */
+class AttemptAbort extends EventEmitter {
+  aborted = false
+  reason: symbol | undefined
+  readonly onCallerAbort = (): void => this.abort(ABORTED)
+
+  abort (reason: symbol): void {
+    this.aborted = true
+    this.reason = reason
+    this.emit('abort')
+  }
+}
+
+function abortOnTimeout (abort: AttemptAbort): void {
+  abort.abort(TIMEOUT)
+}
+
+function thrownError (cause: unknown, signal: AttemptAbort, timeoutMs: number, requestId: string): OsharaError {
   if (!signal.aborted) return classifyNetworkError(cause)
   return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)
 }
@@ -276,7 +303,7 @@ async function readBody (body: Dispatcher.ResponseData['body'], contentLength: s
 }
 
 /** Waits `ms`; resolves false at once if `signal` aborts (or already has). */
-function sleep (ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+function sleep (ms: number, signal: AbortSignalLike | undefined): Promise<boolean> {
   if (signal?.aborted === true) return Promise.resolve(false)
   return new Promise((resolve) => {
     const onAbort = (): void => {
@@ -287,7 +314,7 @@ function sleep (ms: number, signal: AbortSignal | undefined): Promise<boolean> {
       signal?.removeEventListener('abort', onAbort)
       resolve(true)
     }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
+    signal?.addEventListener('abort', onAbort)
   })
 }
 

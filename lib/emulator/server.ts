@@ -80,7 +80,7 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
       aborted: false,
       fault
     }
-    log.add(record)
+    if (options.record !== false) log.add(record)
     return record
   }
 

@@ -54,7 +54,8 @@ export class SessionBook {
     if (!allowed.includes(withoutTrailingSlash(origin ?? ''))) {
       return jsonReply(403, { detail: 'Origin not allowed for this agent.' })
     }
-    if (this.activeCount(character.slug) >= (character.max_concurrent_sessions ?? Infinity)) {
+    const limit = character.max_concurrent_sessions
+    if (limit !== undefined && this.activeCount(character.slug) >= limit) {
       return jsonReply(429, { detail: 'Concurrent session limit reached.' })
     }
     return jsonReply(200, this.#mint(character, body))

@@ -28,6 +28,8 @@ export interface EmulatorOptions {
   livekitApiKey?: string
   /** HS256 secret for tokens. Default `secret`. */
   livekitApiSecret?: string
+  /** Keep every request in `requests`. Default true; false for long runs (benchmarks, a demo left open). */
+  record?: boolean
   /** Default 0: a free port. */
   port?: number
   /** Default `127.0.0.1`. */

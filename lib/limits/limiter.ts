@@ -1,5 +1,6 @@
 import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
+import { MemorySessionStore } from './memory-store.js'
 import type { SessionStore } from './store.js'
 
 export interface LimiterConfig {
@@ -24,7 +25,7 @@ const STORE_TIMEOUT = Symbol('store timeout')
 const STORE_RETRY_AFTER_MS = 5000
 
 /** Runs `operation` against the store, failing after `timeoutMs` (a down Redis can queue commands forever). */
-async function bounded<T> (operation: () => Promise<T>, timeoutMs: number): Promise<T> {
+async function withTimeout<T> (operation: () => Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((resolve, reject) => {
     timer = setTimeout(reject, timeoutMs, STORE_TIMEOUT)
@@ -41,11 +42,18 @@ function storeFailure (cause: unknown): Record<string, unknown> {
 }
 
 /** The concurrent-session limiter of section 6: reserve, bind, release, over a `SessionStore`. */
+/** The in-process store cannot hang: it is called directly, without a timer per operation. */
+async function direct<T> (operation: () => Promise<T>): Promise<T> {
+  return await operation()
+}
+
 export class SessionLimiter {
   readonly config: LimiterConfig
+  private readonly bounded: <T>(operation: () => Promise<T>, timeoutMs: number) => Promise<T>
 
   constructor (config: LimiterConfig) {
     this.config = config
+    this.bounded = config.store instanceof MemorySessionStore ? direct : withTimeout
   }
 
   /**
@@ -57,7 +65,7 @@ export class SessionLimiter {
     const { store, concurrency, global, pendingMs, storeTimeoutMs } = this.config
     let result
     try {
-      result = await bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs)
+      result = await this.bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs)
     } catch (cause) {
       if (this.config.onStoreError === 'allow') {
         log.warn(storeFailure(cause), 'oshara: session store failed; serving without a session limit (onStoreError: allow)')
@@ -78,7 +86,7 @@ export class SessionLimiter {
   async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger): Promise<void> {
     const holdMs = this.config.holdMs ?? expiresInSeconds * 1000
     try {
-      await bounded(() => this.config.store.bind(slotId, sessionId, holdMs), this.config.storeTimeoutMs)
+      await this.bounded(() => this.config.store.bind(slotId, sessionId, holdMs), this.config.storeTimeoutMs)
     } catch (cause) {
       // The reservation still expires after pendingMs, so nothing leaks for long.
       log.warn({ ...storeFailure(cause), session_id: sessionId }, 'oshara: session store failed to bind the slot')
@@ -88,7 +96,7 @@ export class SessionLimiter {
   /** Frees a reservation after a failed mint. Never throws: a failure only shortens nothing, it is logged. */
   async release (slotId: string, log: Logger): Promise<void> {
     try {
-      await bounded(() => this.config.store.release(slotId), this.config.storeTimeoutMs)
+      await this.bounded(() => this.config.store.release(slotId), this.config.storeTimeoutMs)
     } catch (cause) {
       log.warn(storeFailure(cause), 'oshara: session store failed to release a slot; it frees when it expires')
     }
@@ -97,7 +105,7 @@ export class SessionLimiter {
   /** Frees the slot of `sessionId` (only `key`'s, when given). Rejects with `FST_OSHARA_UNAVAILABLE` when the store fails. */
   async releaseSession (sessionId: string, key?: string): Promise<boolean> {
     try {
-      return await bounded(() => this.config.store.releaseSession(sessionId, key), this.config.storeTimeoutMs)
+      return await this.bounded(() => this.config.store.releaseSession(sessionId, key), this.config.storeTimeoutMs)
     } catch (cause) {
       throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {
         retryAfterMs: STORE_RETRY_AFTER_MS, cause
