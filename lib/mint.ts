@@ -15,15 +15,16 @@ const NEEDS_FIX = new Set(['FST_OSHARA_ORIGIN_FORBIDDEN', 'FST_OSHARA_AGENT_NOT_
  * Mints a session for `draft`: reserve a limiter slot (when `key` is given), call upstream,
  * bind the slot, run `onSession`. Any failure after the reservation frees the slot.
  */
-async function mint (
-  config: PluginConfig,
-  draft: SessionRequest,
-  key: string | undefined,
-  log: FastifyBaseLogger,
-  signal: AbortSignalLike | undefined,
-  requestId: string | undefined,
+interface MintOptions {
+  /** The limiter key; undefined: not limited. */
+  key: string | undefined
+  log: FastifyBaseLogger
+  signal: AbortSignalLike | undefined
+  requestId: string | undefined
   onSession: ((session: OsharaSession) => unknown) | undefined
-): Promise<OsharaSession> {
+}
+
+async function mint (config: PluginConfig, draft: SessionRequest, { key, log, signal, requestId, onSession }: MintOptions): Promise<OsharaSession> {
   const { limiter, client } = config
   const slot = limiter !== undefined && key !== undefined ? await limiter.acquire(key, log) : undefined
   let session: OsharaSession
@@ -119,8 +120,14 @@ export async function handleTokenRequest (config: PluginConfig, request: Fastify
   try {
     const draft = await buildDraft(config, request)
     const key = config.limiter === undefined ? undefined : await config.limitKey(request)
-    const session = await mint(config, draft, key, request.log, new DisconnectSignal(reply), undefined,
-      config.onSession === undefined ? undefined : (minted) => (config.onSession as NonNullable<PluginConfig['onSession']>)(request, minted))
+    const { onSession } = config
+    const session = await mint(config, draft, {
+      key,
+      log: request.log,
+      signal: new DisconnectSignal(reply),
+      requestId: undefined,
+      onSession: onSession === undefined ? undefined : (minted) => onSession(request, minted)
+    })
     reply.header('cache-control', 'no-store')
     return config.response === undefined ? defaultReply(session) : config.response(session, request)
   } catch (error) {
@@ -135,5 +142,5 @@ export function createSessionFor (config: PluginConfig, log: FastifyBaseLogger, 
   if (agent === undefined) {
     return Promise.reject(new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function'))
   }
-  return mint(config, { ...input, agent }, options.key, log, options.signal, options.requestId, undefined)
+  return mint(config, { ...input, agent }, { key: options.key, log, signal: options.signal, requestId: options.requestId, onSession: undefined })
 }
