@@ -1,8 +1,6 @@
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
-import type { Dispatcher } from 'undici'
-import type { BreakerOptions } from './client/breaker.js'
 import type { CallOptions, OsharaClient } from './client/client.js'
-import type { RetryOptions } from './client/retry.js'
+import type { OsharaClientOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
 import type { SessionStore } from './limits/store.js'
 import type { ClientField } from './route/schemas.js'
@@ -50,20 +48,7 @@ export interface OsharaLimitsOptions {
 }
 
 /** Upstream options of the built-in client; not accepted together with `client`. */
-export interface OsharaUpstreamOptions {
-  /** Default `https://api.oshara.ai`. */
-  baseUrl?: string
-  /** `X-API-Key` on every upstream call; never sent to the browser. */
-  apiKey?: string
-  /** Per-attempt timeout. Default 10000. */
-  timeoutMs?: number
-  /** Whole-call budget, retries included. Default 15000. */
-  deadlineMs?: number
-  retry?: RetryOptions | false
-  breaker?: BreakerOptions | false
-  /** E.g. an undici `ProxyAgent`; never closed by the plugin. */
-  dispatcher?: Dispatcher
-}
+export type OsharaUpstreamOptions = Omit<OsharaClientOptions, 'origin' | 'logger'>
 
 /** Options shared by both forms of `OsharaVoiceOptions`. */
 export interface OsharaVoiceBaseOptions {
