@@ -11,12 +11,10 @@
  * The bearer tokens below stand in for your real auth (a session cookie, @fastify/jwt, ...):
  * whatever it is, it puts the user on the request before the plugin runs.
  */
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 // In your app: import osharaVoice, { MemorySessionStore } from 'fastify-oshara-voice'
 import osharaVoice, { MemorySessionStore } from '../lib/index.js'
-import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { isMain, runWithEmulator } from './run-with-emulator.js'
 
 export interface User {
   id: string
@@ -86,22 +84,4 @@ export async function build ({ origin, baseUrl, logger = false }: AuthExampleOpt
   return app
 }
 
-const runDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
-
-if (runDirectly) {
-  const origin = 'https://app.example.com'
-  const emulator = await createOsharaEmulator({ characters: [{ slug: 'support-bot', allowed_origins: [origin] }] })
-  const app = await build({ origin, baseUrl: emulator.url, logger: true })
-  app.addHook('onClose', () => emulator.close())
-  const stop = (): void => { app.close().then(() => process.exit(0), () => process.exit(1)) }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-  try {
-    const url = await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
-    console.log(`auth-and-metadata example: ${url} (Oshara emulator at ${emulator.url})`)
-    console.log(`  try: curl -X POST -H 'authorization: Bearer token-ada' ${url}/voice-token`)
-  } catch (error) {
-    await app.close()
-    throw error
-  }
-}
+if (isMain(import.meta.url)) await runWithEmulator('auth-and-metadata', build, (url) => `curl -X POST -H 'authorization: Bearer token-ada' ${url}/voice-token`)

@@ -7,12 +7,10 @@
  *   curl -X POST -H 'authorization: Bearer mobile-token-ada' http://127.0.0.1:3000/api/mobile/voice-session
  *   curl -X DELETE -H 'authorization: Bearer mobile-token-ada' http://127.0.0.1:3000/api/mobile/voice-session/<session_id>
  */
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 // In your app: import osharaVoice, { OsharaError } from 'fastify-oshara-voice'
 import osharaVoice, { OsharaError } from '../lib/index.js'
-import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { isMain, runWithEmulator } from './run-with-emulator.js'
 
 interface MobileUser {
   id: string
@@ -123,22 +121,4 @@ export async function build ({ origin, baseUrl, logger = false }: NativeAppOptio
   return app
 }
 
-const runDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
-
-if (runDirectly) {
-  const origin = 'https://app.example.com'
-  const emulator = await createOsharaEmulator({ characters: [{ slug: 'support-bot', allowed_origins: [origin] }] })
-  const app = await build({ origin, baseUrl: emulator.url, logger: true })
-  app.addHook('onClose', () => emulator.close())
-  const stop = (): void => { app.close().then(() => process.exit(0), () => process.exit(1)) }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-  try {
-    const url = await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
-    console.log(`native-app example: ${url} (Oshara emulator at ${emulator.url})`)
-    console.log(`  try: curl -X POST -H 'authorization: Bearer mobile-token-ada' ${url}/api/mobile/voice-session`)
-  } catch (error) {
-    await app.close()
-    throw error
-  }
-}
+if (isMain(import.meta.url)) await runWithEmulator('native-app', build, (url) => `curl -X POST -H 'authorization: Bearer mobile-token-ada' ${url}/api/mobile/voice-session`)

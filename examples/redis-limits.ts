@@ -10,13 +10,12 @@
  * Run directly, it starts TWO instances (ports 3000 and 3001) on one Redis and a local Oshara
  * emulator, so you can see a session minted on one counted on the other.
  */
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 // In your app: import osharaVoice, { RedisSessionStore } from 'fastify-oshara-voice'
 import osharaVoice, { RedisSessionStore } from '../lib/index.js'
 import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { isMain } from './run-with-emulator.js'
 
 export interface RedisExampleOptions {
   origin: string
@@ -53,9 +52,7 @@ export async function build (options: RedisExampleOptions): Promise<FastifyInsta
   return app
 }
 
-const runDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
-
-if (runDirectly) {
+if (isMain(import.meta.url)) {
   const origin = 'https://app.example.com'
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
   const emulator = await createOsharaEmulator({ characters: [{ slug: 'support-bot', allowed_origins: [origin] }] })
