@@ -2,5 +2,5 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['dist/**', 'coverage/**', '.tap/**', 'test/artifacts/**', 'bench/.out/**']
+  ignores: ['dist/**', 'coverage/**', '.tap/**', 'test/artifacts/**', 'bench/.out/**', '.readme-snippets-*/**']
 })

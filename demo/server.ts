@@ -132,6 +132,24 @@ async function chooseUpstream (env: Record<string, string | undefined>, origin: 
   }
 }
 
+/** The words for a port another process holds, with how to pick another one (PORT). */
+function portInUse (cause: unknown, host: string, port: number): Error {
+  const other = port >= 65535 ? 3001 : port + 1
+  return Object.assign(new Error(
+    `port ${port} on ${host} is already in use (is another demo or app running there?). ` +
+    `Pick another port with PORT, e.g. PORT=${other} npm start`, { cause }), { code: 'EADDRINUSE' })
+}
+
+/** PORT as a port number, or an error saying what PORT takes. */
+function portFrom (value: string | undefined): number {
+  if (value === undefined || value === '') return 3000
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`PORT must be a port number from 0 to 65535 (got ${JSON.stringify(value)}), e.g. PORT=3001 npm start`)
+  }
+  return port
+}
+
 /** Builds and starts the demo; tests call it with `{ port: 0 }`. */
 export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const host = options.host ?? '127.0.0.1'
@@ -201,7 +219,7 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     await app.listen({ port, host })
   } catch (error) {
     await close()
-    throw error
+    throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? portInUse(error, host, port) : error
   }
   return { url: origin, app, emulator: upstream.emulator, close, description: upstream.description }
 }
@@ -211,7 +229,7 @@ const runDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) ==
 if (runDirectly) {
   try {
     const demo = await startDemo({
-      port: process.env.PORT === undefined ? 3000 : Number(process.env.PORT),
+      port: portFrom(process.env.PORT),
       host: process.env.HOST ?? '127.0.0.1',
       env: process.env,
       logger: true

@@ -1,11 +1,13 @@
+import { FAILURES, type OsharaErrorCode, type OsharaOutcome } from './failures.js'
+
 /**
  * Every failure the plugin or the client reports is an `OsharaError` subclass with one
- * `FST_OSHARA_*` code and the HTTP status the route replies with. Messages are safe to show a
- * browser; the upstream detail and the fix live in `detail` and `fix` for the logs.
+ * `FST_OSHARA_*` code; its status, default outcome, retry and breaker rules are the code's row
+ * in `failures.ts`. Messages are safe to show a browser; the upstream detail and the fix live
+ * in `detail` and `fix` for the logs.
  */
 
-/** What is known of the upstream session when a call failed. */
-export type OsharaOutcome = 'not_created' | 'unknown'
+export type { OsharaErrorCode, OsharaOutcome }
 
 export interface OsharaErrorDetails {
   /** Status Oshara answered with, when it answered. */
@@ -26,10 +28,14 @@ export interface OsharaErrorDetails {
 }
 
 export class OsharaError extends Error {
-  static readonly code: string = 'FST_OSHARA_ERROR'
-  static readonly statusCode: number = 500
+  static readonly code: OsharaErrorCode = 'FST_OSHARA_ERROR'
 
-  readonly code: string
+  /** The status the route replies with (the code's row in the failure table). */
+  static get statusCode (): number {
+    return FAILURES[this.code].status
+  }
+
+  readonly code: OsharaErrorCode
   readonly statusCode: number
   upstreamStatus: number | undefined
   outcome: OsharaOutcome
@@ -43,10 +49,11 @@ export class OsharaError extends Error {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
     const type = new.target
     this.name = type.name
+    const row = FAILURES[type.code]
     this.code = type.code
-    this.statusCode = type.statusCode
+    this.statusCode = row.status
     this.upstreamStatus = details.upstreamStatus
-    this.outcome = details.outcome ?? 'not_created'
+    this.outcome = details.outcome ?? row.outcome
     this.retryAfterMs = details.retryAfterMs
     this.attempts = details.attempts ?? 0
     this.requestId = details.requestId
@@ -71,7 +78,7 @@ export class OsharaError extends Error {
 
 export interface OsharaErrorJSON {
   name: string
-  code: string
+  code: OsharaErrorCode
   statusCode: number
   message: string
   upstreamStatus: number | undefined
@@ -84,13 +91,11 @@ export interface OsharaErrorJSON {
 /** Wrong plugin or client options; thrown at `register` / `createOsharaClient`. */
 export class OsharaInvalidOptionsError extends OsharaError {
   static override readonly code = 'FST_OSHARA_INVALID_OPTIONS'
-  static override readonly statusCode = 500
 }
 
 /** The browser sent a field it may not set (or a value outside an allow-list). */
 export class OsharaFieldNotAllowedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_FIELD_NOT_ALLOWED'
-  static override readonly statusCode = 400
   readonly field: string
 
   constructor (field: string, message: string) {
@@ -99,82 +104,90 @@ export class OsharaFieldNotAllowedError extends OsharaError {
   }
 }
 
-/** Our own concurrent-session limit (section 6) is reached. */
+/** A cross-site browser request to the plugin's routes (Fetch Metadata, then `Origin`); see `allowedOrigins`. */
+export class OsharaOriginNotAllowedError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_ORIGIN_NOT_ALLOWED'
+}
+
+/** Our own concurrent-session limit is reached. */
 export class OsharaSessionLimitError extends OsharaError {
   static override readonly code = 'FST_OSHARA_SESSION_LIMIT'
-  static override readonly statusCode = 429
 }
 
 /** Oshara answered 429: the plan's concurrent-session limit is reached. */
 export class OsharaUpstreamLimitError extends OsharaError {
   static override readonly code = 'FST_OSHARA_UPSTREAM_LIMIT'
-  static override readonly statusCode = 429
 }
 
 /** Oshara answered 403: the configured `origin` is not on the character's `allowed_origins`. */
 export class OsharaOriginForbiddenError extends OsharaError {
   static override readonly code = 'FST_OSHARA_ORIGIN_FORBIDDEN'
-  static override readonly statusCode = 502
 }
 
 /** Oshara answered 404 to a session request: unknown or inactive character slug. */
 export class OsharaAgentNotFoundError extends OsharaError {
   static override readonly code = 'FST_OSHARA_AGENT_NOT_FOUND'
-  static override readonly statusCode = 502
 }
 
 /** Oshara answered 401: the API key is missing, wrong or revoked. */
 export class OsharaUnauthorizedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_UNAUTHORIZED'
-  static override readonly statusCode = 502
 }
 
 /** Oshara answered another 4xx. */
 export class OsharaRequestRejectedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_REQUEST_REJECTED'
-  static override readonly statusCode = 502
 }
 
 /** Oshara answered 5xx (after retries). */
 export class OsharaUpstreamError extends OsharaError {
   static override readonly code = 'FST_OSHARA_UPSTREAM_ERROR'
-  static override readonly statusCode = 502
 }
 
 /** Oshara unreachable (after retries), circuit open, or the limiter store down. */
 export class OsharaUnavailableError extends OsharaError {
   static override readonly code = 'FST_OSHARA_UNAVAILABLE'
-  static override readonly statusCode = 503
 }
 
 /** A per-attempt timeout, or the whole-call deadline, passed. */
 export class OsharaTimeoutError extends OsharaError {
   static override readonly code = 'FST_OSHARA_TIMEOUT'
-  static override readonly statusCode = 504
 }
 
 /** Oshara answered 2xx with a body that is not a valid session (or is too large). */
 export class OsharaBadResponseError extends OsharaError {
   static override readonly code = 'FST_OSHARA_BAD_RESPONSE'
-  static override readonly statusCode = 502
 }
 
 /** The caller's `AbortSignal` fired (for the route: the browser went away). 499: client closed request. */
 export class OsharaAbortedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_ABORTED'
-  static override readonly statusCode = 499
 }
 
 /** No such session: `DELETE {path}/{id}` for a session the key does not hold, or `getSession` 404. */
 export class OsharaSessionNotFoundError extends OsharaError {
   static override readonly code = 'FST_OSHARA_SESSION_NOT_FOUND'
-  static override readonly statusCode = 404
 }
 
 /** The session request the server built (options, `session`, `beforeSession`, decorator input) is invalid. */
 export class OsharaInvalidSessionError extends OsharaError {
   static override readonly code = 'FST_OSHARA_INVALID_SESSION'
-  static override readonly statusCode = 500
+}
+
+/**
+ * One of the app's own callbacks (`agent`, `metadata`, `session`, `beforeSession`, `onSession`,
+ * `response`, `limits.key`) threw an error without a 4xx `statusCode`. The browser gets a safe
+ * message; the original is the `cause`, logged with its stack.
+ */
+export class OsharaCallbackError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_CALLBACK_FAILED'
+  /** Which option threw, e.g. `'metadata'`. */
+  readonly callback: string
+
+  constructor (callback: string, cause: unknown) {
+    super('The voice session could not be prepared.', { cause })
+    this.callback = callback
+  }
 }
 
 /** Builds the register-time error: which option, what is wrong, how to fix it. */

@@ -13,11 +13,13 @@ export {
   OsharaAbortedError,
   OsharaAgentNotFoundError,
   OsharaBadResponseError,
+  OsharaCallbackError,
   OsharaError,
   OsharaFieldNotAllowedError,
   OsharaInvalidOptionsError,
   OsharaInvalidSessionError,
   OsharaOriginForbiddenError,
+  OsharaOriginNotAllowedError,
   OsharaRequestRejectedError,
   OsharaSessionLimitError,
   OsharaSessionNotFoundError,
@@ -27,7 +29,7 @@ export {
   OsharaUpstreamError,
   OsharaUpstreamLimitError
 } from './errors.js'
-export type { OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
+export type { OsharaErrorCode, OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
 export { RedisSessionStore, type RedisScriptingClient, type RedisSessionStoreOptions } from './limits/redis-store.js'
 export type { AcquireResult, SessionStore, SlotRequest } from './limits/store.js'

@@ -10,7 +10,7 @@ import type { SessionStore } from './limits/store.js'
 import type { BrowserPolicy } from './route/browser-body.js'
 import { buildBodySchema, CLIENT_FIELDS, type ClientField } from './route/schemas.js'
 import type { OsharaRouteOptions, OsharaVoiceOptions, SessionMetadata } from './types.js'
-import { describe, functionOption, integerOption, isPlainObject, objectOption, stringListOption } from './validate.js'
+import { booleanOption, describe, functionOption, integerOption, isPlainObject, objectOption, refuseUnsetFunctions, stringListOption } from './validate.js'
 
 type MaybePromise<T> = T | Promise<T>
 
@@ -29,6 +29,10 @@ export interface PluginConfig {
   readonly onSession: ((request: FastifyRequest, session: OsharaSession) => MaybePromise<void>) | undefined
   readonly onSessionError: ((request: FastifyRequest, error: Error) => MaybePromise<void>) | undefined
   readonly response: ((session: OsharaSession, request: FastifyRequest) => Record<string, unknown>) | undefined
+  /** Origins of other sites whose pages may call the routes. */
+  readonly allowedOrigins: ReadonlySet<string>
+  /** The route is open on purpose: no startup warning about a missing auth hook. */
+  readonly public: boolean
   readonly policy: BrowserPolicy
   readonly bodySchema: TObject
   readonly limiter: SessionLimiter | undefined
@@ -41,13 +45,15 @@ export interface PluginConfig {
 const PLUGIN_OPTION_NAMES = [
   ...CLIENT_OPTION_NAMES.filter((name) => name !== 'logger'),
   'agent', 'agents', 'metadata', 'session', 'clientFields', 'languages', 'path', 'route', 'routeOptions',
-  'decorator', 'beforeSession', 'onSession', 'onSessionError', 'limits', 'response', 'client'
+  'decorator', 'beforeSession', 'onSession', 'onSessionError', 'limits', 'response', 'client', 'allowedOrigins', 'public'
 ]
+const FUNCTION_OPTION_NAMES = ['metadata', 'session', 'beforeSession', 'onSession', 'onSessionError', 'response']
 const UPSTREAM_OPTION_NAMES = ['baseUrl', 'apiKey', 'timeoutMs', 'deadlineMs', 'retry', 'breaker', 'dispatcher']
-const ROUTE_OPTION_NAMES = [
+const ROUTE_HOOK_NAMES = [
   'onRequest', 'preParsing', 'preValidation', 'preHandler', 'preSerialization', 'onSend', 'onResponse', 'onError',
-  'onTimeout', 'onRequestAbort', 'config', 'bodyLimit', 'logLevel', 'constraints', 'schema'
+  'onTimeout', 'onRequestAbort'
 ]
+const ROUTE_OPTION_NAMES = [...ROUTE_HOOK_NAMES, 'config', 'bodyLimit', 'logLevel', 'constraints', 'schema']
 const SCHEMA_DOC_NAMES = ['tags', 'summary', 'description', 'security', 'operationId', 'hide', 'deprecated', 'externalDocs']
 const LIMIT_OPTION_NAMES = ['concurrency', 'key', 'global', 'store', 'holdMs', 'onStoreError', 'storeTimeoutMs']
 const STORE_METHODS = ['acquire', 'bind', 'release', 'releaseSession']
@@ -96,6 +102,13 @@ function normalizePath (value: unknown): string {
   return value
 }
 
+function normalizeAllowedOrigins (value: unknown): ReadonlySet<string> {
+  if (value === undefined) return new Set()
+  const fix = "list the origins of your frontends on other sites, e.g. ['https://app.example.com']"
+  if (!Array.isArray(value)) throw invalidOption('allowedOrigins', `must be an array of origins, got ${describe(value)}`, fix)
+  return new Set(value.map((origin, index) => normalizeOrigin(`allowedOrigins[${index}]`, origin)))
+}
+
 function normalizeDecorator (value: unknown): string | false {
   if (value === undefined) return 'oshara'
   if (value === false || (typeof value === 'string' && /^[A-Za-z_$][\w$]*$/.test(value))) return value
@@ -105,6 +118,13 @@ function normalizeDecorator (value: unknown): string | false {
 function normalizeRouteOptions (value: unknown): OsharaRouteOptions {
   if (value === undefined) return {}
   const routeOptions = objectOption('routeOptions', value, ROUTE_OPTION_NAMES)
+  refuseUnsetFunctions('routeOptions.', routeOptions, ROUTE_HOOK_NAMES)
+  for (const hook of ROUTE_HOOK_NAMES) {
+    const given = routeOptions[hook]
+    if (given !== undefined && !(Array.isArray(given) ? given : [given]).every((item) => typeof item === 'function')) {
+      throw invalidOption(`routeOptions.${hook}`, `must be a hook function or an array of them, got ${describe(given)}`, `pass e.g. ${hook}: app.authenticate`)
+    }
+  }
   if (routeOptions.schema !== undefined) {
     const schema = routeOptions.schema
     if (!isPlainObject(schema)) throw invalidOption('routeOptions.schema', `must be an object, got ${describe(schema)}`, 'pass documentation fields such as { tags, summary, security }')
@@ -128,6 +148,7 @@ function normalizeStore (value: unknown): SessionStore {
 function normalizeLimits (value: unknown, pendingMs: number): Pick<PluginConfig, 'limiter' | 'limitKey'> {
   if (value === undefined) return { limiter: undefined, limitKey: byIp }
   const limits = objectOption('limits', value, LIMIT_OPTION_NAMES)
+  refuseUnsetFunctions('limits.', limits, ['key'])
   if (limits.concurrency === undefined) throw invalidOption('limits.concurrency', 'is required', 'set the most active sessions per key, e.g. limits: { concurrency: 2 }')
   const onStoreError = limits.onStoreError ?? 'deny'
   if (onStoreError !== 'deny' && onStoreError !== 'allow') {
@@ -166,6 +187,7 @@ function normalizeClient (options: Record<string, unknown>): Pick<PluginConfig, 
 
 export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
   const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
+  refuseUnsetFunctions('', options, FUNCTION_OPTION_NAMES)
   const route = options.route ?? true
   if (typeof route !== 'boolean') throw invalidOption('route', `must be a boolean, got ${describe(route)}`, 'set route: false for decorator-only use')
   const { bodySchema, ...policy } = normalizePolicy(options)
@@ -183,6 +205,8 @@ export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig
     onSession: functionOption('onSession', options.onSession, '(request, session) => { ... }'),
     onSessionError: functionOption('onSessionError', options.onSessionError, '(request, error) => { ... }'),
     response: functionOption('response', options.response, '(session, request) => ({ ... })'),
+    allowedOrigins: normalizeAllowedOrigins(options.allowedOrigins),
+    public: booleanOption('public', options.public, false),
     policy,
     bodySchema,
     ...normalizeLimits(options.limits, pendingMs),

@@ -1,55 +1,19 @@
-import type { FastifyInstance, preValidationHookHandler } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { OsharaSessionNotFoundError, invalidOption } from './errors.js'
-import { createSessionFor, handleTokenRequest } from './mint.js'
+import type { OsharaSession } from './client/schemas.js'
+import { invalidOption, OsharaInvalidSessionError } from './errors.js'
+import { mint } from './mint.js'
 import { normalizePluginOptions, type PluginConfig } from './options.js'
-import { refuseUnknownFields } from './route/browser-body.js'
-import { SessionParamsSchema, TokenReplySchema } from './route/schemas.js'
-import type { OsharaDecorator, OsharaVoiceOptions } from './types.js'
+import { registerRoutes } from './route/routes.js'
+import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaVoiceOptions } from './types.js'
 
-const DEFAULT_BODY_LIMIT = 16 * 1024
-
-/** Route hooks given by the user come first (auth), ours after. */
-function withOurs<T> (theirs: T | T[] | undefined, ours: T): T[] {
-  return theirs === undefined ? [ours] : [...(Array.isArray(theirs) ? theirs : [theirs]), ours]
-}
-
-function registerRoutes (fastify: FastifyInstance, config: PluginConfig): void {
-  const { schema: docs, preValidation, bodyLimit, ...hooks } = config.routeOptions
-  const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
-    // The body is optional: a bare POST is an empty request, not a schema failure.
-    if (request.body === undefined) request.body = {}
-    else refuseUnknownFields(request.body, config.policy)
-    done()
+/** `fastify.oshara.createSession`: the upstream body as given, no request-based options. */
+function createSessionFor (config: PluginConfig, fastify: FastifyInstance, input: CreateSessionInput, options: CreateSessionOptions = {}): Promise<OsharaSession> {
+  const agent = input.agent ?? config.agentSlug
+  if (agent === undefined) {
+    return Promise.reject(new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function'))
   }
-  fastify.withTypeProvider<TypeBoxTypeProvider>().route({
-    method: 'POST',
-    url: config.path,
-    ...hooks,
-    bodyLimit: bodyLimit ?? DEFAULT_BODY_LIMIT,
-    preValidation: withOurs(preValidation, refuseFields),
-    schema: {
-      ...docs,
-      body: config.bodySchema,
-      ...(config.response === undefined ? { response: { 200: TokenReplySchema } } : {})
-    },
-    handler: (request, reply) => handleTokenRequest(config, request, reply)
-  })
-  const { limiter } = config
-  if (limiter === undefined) return
-  fastify.withTypeProvider<TypeBoxTypeProvider>().route({
-    method: 'DELETE',
-    url: `${config.path}/:session_id`,
-    ...hooks,
-    ...(preValidation === undefined ? {} : { preValidation }),
-    schema: { ...docs, params: SessionParamsSchema },
-    handler: async (request, reply) => {
-      const released = await limiter.releaseSession(request.params.session_id, await config.limitKey(request))
-      if (!released) throw new OsharaSessionNotFoundError('No such active voice session.')
-      return reply.code(204).send()
-    }
-  })
+  return mint(config, { ...input, agent }, { key: options.key, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
 }
 
 function decorate (fastify: FastifyInstance, config: PluginConfig, name: string): void {
@@ -58,17 +22,27 @@ function decorate (fastify: FastifyInstance, config: PluginConfig, name: string)
   }
   const decorator: OsharaDecorator = {
     client: config.client,
-    createSession: (input, options) => createSessionFor(config, fastify.log, input, options),
+    createSession: (input, options) => createSessionFor(config, fastify, input, options),
     releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false)
   }
   fastify.decorate(name, decorator)
+}
+
+function warnIfOpen (fastify: FastifyInstance, config: PluginConfig): void {
+  const { onRequest, preParsing, preValidation, preHandler } = config.routeOptions
+  if (config.public || onRequest !== undefined || preParsing !== undefined || preValidation !== undefined || preHandler !== undefined) return
+  fastify.log.warn({ path: config.path },
+    `oshara: POST ${config.path} has no auth hook in routeOptions (onRequest, preValidation or preHandler): anyone who can reach it mints sessions on your Oshara plan. ` +
+    'Add your auth hook, or set public: true if the route is open on purpose or your app authenticates in an app-wide hook.')
 }
 
 async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoiceOptions): Promise<void> {
   const config = normalizePluginOptions(options)
   if (config.ownsClient) fastify.addHook('onClose', () => config.client.close())
   if (config.decorator !== false) decorate(fastify, config, config.decorator)
-  if (config.route) registerRoutes(fastify, config)
+  if (!config.route) return
+  warnIfOpen(fastify, config)
+  registerRoutes(fastify, config)
 }
 
 /** `fastify.register(osharaVoice, options)`: the voice-token route, the decorator and the limiter. */

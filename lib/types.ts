@@ -78,6 +78,14 @@ export interface OsharaVoiceBaseOptions {
   /** Observes every failure; cannot change the reply. */
   onSessionError?: (request: FastifyRequest, error: Error) => MaybePromise<void>
   limits?: OsharaLimitsOptions
+  /**
+   * Origins of frontends on other sites allowed to call the routes from a browser. Cross-site
+   * browser requests from any other origin get 403 `FST_OSHARA_ORIGIN_NOT_ALLOWED`; same-origin
+   * and same-site pages, native apps and servers need nothing here.
+   */
+  allowedOrigins?: string[]
+  /** The route is open on purpose (or authenticated by an app-wide hook): no startup warning about a missing auth hook. Default false. */
+  public?: boolean
   /** Reshape the 200 reply. Default: the fields listed in the README. */
   response?: (session: OsharaSession, request: FastifyRequest) => Record<string, unknown>
 }

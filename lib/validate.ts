@@ -39,6 +39,23 @@ export function functionOption<F> (name: string, value: unknown, signature: stri
   return value as F
 }
 
+/**
+ * A key given as `undefined` or `null` where a function belongs is almost always a function that
+ * does not exist yet, e.g. `onRequest: app.authenticate` before the auth plugin is registered:
+ * silently skipping it would leave the route open.
+ */
+export function refuseUnsetFunctions (prefix: string, object: Record<string, unknown>, names: readonly string[]): void {
+  for (const name of names) {
+    if (!Object.hasOwn(object, name)) continue
+    const value = object[name]
+    const list: unknown[] = Array.isArray(value) ? value : [value]
+    const index = list.findIndex((item) => item === undefined || item === null)
+    if (index === -1) continue
+    throw invalidOption(Array.isArray(value) ? `${prefix}${name}[${index}]` : prefix + name, `is ${String(list[index])} where a function is expected`,
+      'it is probably a function that does not exist yet (e.g. app.authenticate read before the plugin that adds it is registered): register that plugin first with await app.register(...), or remove the key')
+  }
+}
+
 export function stringListOption (name: string, value: unknown, fix: string): string[] | undefined {
   if (value === undefined) return undefined
   if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string' && item.length > 0)) {

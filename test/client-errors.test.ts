@@ -2,8 +2,10 @@ import t, { type Test } from 'tap'
 import { createServer } from 'node:http'
 import { createOsharaClient } from '../lib/client/client.js'
 import type { OsharaClientOptions } from '../lib/client/options.js'
+import type { SessionOverrides } from '../lib/client/schemas.js'
 import { OsharaError } from '../lib/errors.js'
-import { API_KEY, closedPort, failure, ORIGIN, startEmulator } from './helpers/emulator.js'
+import { buildApp, postToken } from './helpers/app.js'
+import { API_KEY, closedPort, failure, ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
 
 // Each upstream outcome maps to exactly one code, status and outcome (SPEC sections 4 and 5).
 
@@ -190,6 +192,48 @@ t.test('an invalid session request is refused before any network call', async (t
   t.match(await failure(client.createSession({ agent: 'a', surprise: 1 } as never)), { code: 'FST_OSHARA_INVALID_SESSION' })
   t.match(await failure(client.createSession(null as never)), { code: 'FST_OSHARA_INVALID_SESSION', message: /body/ })
   t.equal(emulator.requests.length, 0)
+})
+
+t.test('mcp_headers names must be HTTP tokens and values free of CR, LF, NUL and other controls', async (t) => {
+  const { emulator, client } = await setup(t)
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ 'X-Foo': 'a\r\nInjected: 1' }, /mcp_headers "X-Foo" value holds a control character/],
+    [{ 'X-Foo': 'a\nb' }, /"X-Foo"/],
+    [{ 'X-Foo': 'a\u0000b' }, /"X-Foo"/],
+    [{ 'X-Foo': 'a\u001bb' }, /"X-Foo"/],
+    [{ 'X-Foo': 'a\u007fb' }, /"X-Foo"/],
+    [{ 'Bad Name': 'v' }, /mcp_headers name "Bad Name" is not an HTTP header name/],
+    [{ 'X-Foo:': 'v' }, /"X-Foo:"/],
+    [{ '': 'v' }, /mcp_headers name is not an HTTP header name/],
+    [{ 'X-Bad\r\nInjected': 'v' }, /^invalid session request: mcp_headers name is not an HTTP header name/]
+  ]
+  for (const [headers, message] of refused) {
+    const error = await failure(client.createSession({ agent: 'support-bot', mcp_headers: headers }))
+    t.match(error, { code: 'FST_OSHARA_INVALID_SESSION', statusCode: 500, message }, JSON.stringify(headers))
+    t.notOk(['Injected', '\r', '\n', '\u0000'].some((text) => error.message.includes(text)), 'never the value, nor a name that is not printable')
+  }
+  t.equal(emulator.requests.length, 0, 'nothing reached Oshara')
+
+  // HTAB and non-ASCII text are allowed in values; every token character in names.
+  const allowed = { "!#$%&'*+-.^_`|~09azAZ": 'a\tb', authorization: 'Bearer café' }
+  await client.createSession({ agent: 'support-bot', mcp_headers: allowed })
+  t.same(sessionRequests(emulator)[0]?.body, { agent: 'support-bot', mcp_headers: allowed })
+})
+
+t.test('mcp_headers from the session option with CR/LF or a bad name: 500 FST_OSHARA_INVALID_SESSION, no upstream request', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    session: (request): SessionOverrides => ({
+      mcp_headers: request.headers['x-case'] === 'name' ? { 'Bad Name': 'v' } : { 'X-Foo': 'a\r\nInjected: 1' }
+    })
+  })
+  for (const which of ['value', 'name']) {
+    const reply = await postToken(app, undefined, { 'x-case': which })
+    t.equal(reply.statusCode, 500, which)
+    t.equal(reply.json().code, 'FST_OSHARA_INVALID_SESSION')
+    t.notMatch(reply.body, /Injected/)
+  }
+  t.equal(sessionRequests(emulator).length, 0, 'no upstream request was made')
 })
 
 t.test('only set fields are sent, with the documented headers', async (t) => {

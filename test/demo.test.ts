@@ -1,6 +1,10 @@
 import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { copyFile, mkdir } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { chromium, type Browser, type Page, type Response } from 'playwright-core'
 import { createOsharaEmulator } from '../lib/emulator/index.js'
@@ -10,6 +14,7 @@ import { DEMO_USER, startDemo, type Demo } from '../demo/server.js'
 // headless Chromium against the local emulator. Loopback only.
 
 const CHROMIUM = '/usr/bin/chromium'
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ARTIFACTS = new URL('./artifacts/', import.meta.url)
 const DOCS_SCREENSHOT = new URL('../docs/demo.png', import.meta.url)
 
@@ -106,10 +111,67 @@ t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and ori
   await t.rejects(startDemo({ port: 0, env: { OSHARA_AGENT: 'sales-bot' } }), /Set both OSHARA_AGENT and OSHARA_ORIGIN/)
 })
 
+t.test('a port in use says how to pick another (PORT)', { timeout: 60_000 }, async (t) => {
+  // Another process holds the port: `npm start` (node --import tsx demo/server.ts) must stop and say what to do.
+  const holder = createServer()
+  await new Promise<void>((resolve, reject) => {
+    holder.once('error', reject)
+    holder.listen(0, '127.0.0.1', resolve)
+  })
+  t.teardown(() => new Promise((resolve) => holder.close(resolve)))
+  const { port } = holder.address() as AddressInfo
+
+  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', OSHARA_AGENT: '', OSHARA_ORIGIN: '', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill() })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+
+  // The demo must give up on its own: a deadline, not a sleep.
+  const [code] = await once(child, 'exit', { signal: AbortSignal.timeout(45_000) }) as [number | null, NodeJS.Signals | null]
+  t.not(code, 0, 'a non-zero exit code')
+  t.not(code, null, 'it exited on its own (no signal)')
+  t.match(stderr, `The demo did not start: port ${port} on 127.0.0.1 is already in use`, 'names the port in use')
+  t.match(stderr, `Pick another port with PORT, e.g. PORT=${port + 1} npm start`, 'says how to pick another one')
+  t.notMatch(stdout, 'Oshara voice demo:', 'never claims to be running')
+  t.equal(holder.listening, true, 'the other process keeps its port')
+})
+
+t.test('PORT that is no port number is refused with what PORT takes', { timeout: 60_000 }, async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: 'http', OSHARA_AGENT: '', OSHARA_ORIGIN: '' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill() })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = await once(child, 'exit', { signal: AbortSignal.timeout(45_000) }) as [number | null]
+  t.equal(code, 1)
+  t.match(stderr, 'PORT must be a port number from 0 to 65535 (got "http"), e.g. PORT=3001 npm start')
+})
+
 if (!existsSync(CHROMIUM)) {
-  t.skip('chromium not found: browser test did not run (apt-get install chromium)', () => {})
+  t.skip('chromium not found: browser tests did not run (apt-get install chromium)', () => {})
 } else {
   t.test('end to end in headless Chromium: start, see the session, end, limit', { timeout: 90_000 }, browserTest)
+  t.test("after End the page clears the ended session's details", { timeout: 60_000 }, endClearsTest)
+}
+
+/** Debian's Chromium, headless, closed at the end of `t`. */
+async function launchChromium (t: Test): Promise<Browser> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 30_000
+  })
+  t.teardown(() => browser.close())
+  return browser
 }
 
 /** Clicks Start call on `page` and returns the POST /voice-token response it caused. */
@@ -128,12 +190,7 @@ async function text (page: Page, selector: string): Promise<string> {
 async function browserTest (t: Test): Promise<void> {
   const demo = await demoFor(t)
   const emulator = demo.emulator as NonNullable<Demo['emulator']>
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 30_000
-  })
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t)
   const context = await browser.newContext({ viewport: { width: 960, height: 760 } })
   context.setDefaultTimeout(10_000)
   const requested: string[] = []
@@ -171,7 +228,8 @@ async function browserTest (t: Test): Promise<void> {
   await mkdir(ARTIFACTS, { recursive: true })
   const screenshot = new URL('demo.png', ARTIFACTS)
   await page.screenshot({ path: screenshot.pathname, fullPage: true })
-  // The README's picture: written when missing, or refreshed on demand (it changes every run).
+  // docs/demo.png, the repository's picture of the page (not shipped, so the README does not show it):
+  // written when missing, or refreshed on demand (it changes every run).
   if (!existsSync(DOCS_SCREENSHOT) || process.env.UPDATE_SCREENSHOTS === '1') await copyFile(screenshot, DOCS_SCREENSHOT)
 
   // 2. End: the room is left and DELETE /voice-token/{id} frees the slot.
@@ -215,4 +273,44 @@ async function browserTest (t: Test): Promise<void> {
   t.same(pageErrors, [], 'no uncaught errors on the page')
   const foreign = requested.filter((url) => !url.startsWith(`${demo.url}/`) && !url.startsWith('http://127.0.0.1:7880/') && !url.startsWith('about:') && !url.startsWith('data:'))
   t.same(foreign, [], 'everything loads from the demo itself (no CDN); only the media server is elsewhere')
+}
+
+/** The page's fields that describe one session. */
+const SESSION_FIELDS = ['#session-id', '#room', '#identity', '#expires', '#livekit-url']
+
+async function endClearsTest (t: Test): Promise<void> {
+  const demo = await demoFor(t)
+  const browser = await launchChromium(t)
+  const page = await browser.newPage({ viewport: { width: 960, height: 760 } })
+  page.setDefaultTimeout(10_000)
+  const pageErrors: string[] = []
+  page.on('pageerror', (error) => { pageErrors.push(error.message) })
+  await page.goto(demo.url)
+  await page.getByText('Ready. Press Start call').waitFor()
+
+  // A session is shown while it lasts...
+  const started = await pressStart(page)
+  t.equal(started.status(), 200)
+  const session = await started.json() as Record<string, string>
+  await page.getByText('Could not reach the media server').waitFor()
+  t.equal(await text(page, '#session-id'), session.session_id)
+  t.equal(await text(page, '#room'), session.room_name)
+  t.equal(await text(page, '#identity'), session.participant_identity)
+  t.equal(await text(page, '#livekit-url'), session.livekit_url)
+  t.match(await text(page, '#expires'), /\(in \d+ min\)$/)
+
+  // ...and none of it stays once the call is ended.
+  await page.getByRole('button', { name: 'End call' }).click()
+  await page.getByText('Call ended. Your slot is free: you can start a new call.').waitFor()
+  for (const selector of SESSION_FIELDS) {
+    t.equal(await text(page, selector), 'none yet', `${selector} is cleared`)
+    t.equal(await page.locator(selector).evaluate((element) => element.classList.contains('empty')), true, `${selector} looks empty`)
+  }
+  t.equal(await text(page, '#connection-text'), 'call ended')
+  const html = await page.content()
+  for (const [name, value] of Object.entries({ session_id: session.session_id, token: session.token, room_name: session.room_name, participant_identity: session.participant_identity })) {
+    t.ok(value !== undefined && value !== '' && !html.includes(value), `the ended session's ${name} is nowhere on the page`)
+  }
+  t.equal(await page.getByRole('button', { name: 'Start call' }).isEnabled(), true, 'a new call can start')
+  t.same(pageErrors, [], 'no uncaught errors on the page')
 }

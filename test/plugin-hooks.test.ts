@@ -63,7 +63,7 @@ t.test('onSession sees the full session; a throw fails the request with 500', as
   t.same(seen, ['You are a helpful support agent.'])
   const failed = await postToken(app, undefined, { 'x-fail': '1' })
   t.equal(failed.statusCode, 500)
-  t.equal(failed.json().message, 'database down')
+  t.match(failed.json(), { code: 'FST_OSHARA_CALLBACK_FAILED', message: 'The voice session could not be prepared.' })
 })
 
 t.test('onSessionError observes every failure and cannot change the reply', async (t) => {
@@ -78,7 +78,8 @@ t.test('onSessionError observes every failure and cannot change the reply', asyn
     },
     onSession: (request) => { if (request.headers['x-fail'] === '1') throw new Error('hook failed') },
     onSessionError: (_request, error) => {
-      observed.push((error as OsharaError).code ?? error.message)
+      const cause = error.cause as Error | undefined
+      observed.push(cause === undefined ? (error as OsharaError).code : `${(error as OsharaError).code}: ${cause.message}`)
       throw new Error('observer broke')
     }
   }, { logger: { level: 'info', stream: capture.stream } })
@@ -87,7 +88,7 @@ t.test('onSessionError observes every failure and cannot change the reply', asyn
   t.equal((await postToken(app, { metadata: {} })).statusCode, 400)
   t.equal((await postToken(app, undefined, { 'x-meta': 'boom' })).statusCode, 500)
   t.equal((await postToken(app, undefined, { 'x-fail': '1' })).statusCode, 500)
-  t.same(observed, ['FST_OSHARA_AGENT_NOT_FOUND', 'no user', 'hook failed'], 'route validation errors happen before the pipeline')
+  t.same(observed, ['FST_OSHARA_AGENT_NOT_FOUND', 'FST_OSHARA_CALLBACK_FAILED: no user', 'FST_OSHARA_CALLBACK_FAILED: hook failed'], 'route validation errors happen before the pipeline')
   t.equal(capture.lines().filter((line) => line.msg === 'oshara: onSessionError hook threw; the reply is unchanged').length, 3)
 })
 

@@ -70,8 +70,30 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['an apiKey with a space', { ...base, apiKey: 'sk_abc def' }, /"apiKey" must be a non-empty string of printable characters/],
   ['an apiKey over plain http', { ...base, apiKey: 'sk_abc', baseUrl: 'http://oshara.internal' }, /"apiKey" would be sent in clear text.*use an https baseUrl/],
   ['a dispatcher without request()', { ...base, dispatcher: {} }, /"dispatcher" must be an object with request\(\)/],
-  ['a response that is not a function', { ...base, response: {} }, /"response" must be a function/]
+  ['a response that is not a function', { ...base, response: {} }, /"response" must be a function/],
+  ['allowedOrigins that is not an array', { ...base, allowedOrigins: 'https://partner.example' }, /"allowedOrigins" must be an array of origins/],
+  ['allowedOrigins with a path', { ...base, allowedOrigins: ['https://partner.example/app'] }, /"allowedOrigins\[0\]" must be an origin without path.*use 'https:\/\/partner\.example'/],
+  ['a non-boolean public', { ...base, public: 'yes' }, /"public" must be a boolean/],
+  ['a route hook that is not a function', { ...base, routeOptions: { onRequest: 'auth' } }, /"routeOptions\.onRequest" must be a hook function or an array of them/]
 ]
+
+// An auth hook read before the plugin that adds it is registered is undefined: registering silently would leave the route open.
+const unset: Array<[string, unknown, string]> = [
+  ['routeOptions.onRequest', { routeOptions: { onRequest: undefined } }, 'undefined'],
+  ['routeOptions.preHandler[1]', { routeOptions: { preHandler: [async () => {}, undefined] } }, 'undefined'],
+  ['routeOptions.preValidation', { routeOptions: { preValidation: null } }, 'null'],
+  ['metadata', { metadata: undefined }, 'undefined'],
+  ['onSession', { onSession: null }, 'null'],
+  ['limits.key', { limits: { concurrency: 1, key: undefined } }, 'undefined']
+]
+for (const [name, options, given] of unset) {
+  t.test(`an undefined or null function option fails register: ${name}`, async (t) => {
+    const error = await registerError({ ...base, ...(options as object) })
+    t.equal(error.code, 'FST_OSHARA_INVALID_OPTIONS')
+    t.match(error.message, `option "${name}" is ${given} where a function is expected`)
+    t.match(error.message, /Fix: .*app\.authenticate.*register that plugin first/)
+  })
+}
 
 for (const [name, options, message] of cases) {
   t.test(`register fails on ${name}`, async (t) => {
@@ -107,6 +129,25 @@ t.test('a second registration with the same decorator name says how to fix it', 
   await t.rejects(async () => { await app.register(osharaVoice, { ...base, path: '/two' }) }, { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"decorator" "oshara" is already taken.*decorator: 'osharaSales'/ })
 })
 
+t.test('a route without an auth hook logs one warning at startup, unless it is declared public', async (t) => {
+  const warnings = async (options: Partial<OsharaVoiceOptions>): Promise<string[]> => {
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line).msg) } } } })
+    t.teardown(() => app.close())
+    await app.register(osharaVoice, { ...base, ...options } as OsharaVoiceOptions)
+    await app.ready()
+    return lines
+  }
+  const open = await warnings({})
+  t.equal(open.length, 1)
+  t.match(open[0], /POST \/voice-token has no auth hook.*set public: true/)
+  t.same(await warnings({ public: true }), [])
+  t.same(await warnings({ route: false }), [])
+  for (const hook of ['onRequest', 'preParsing', 'preValidation', 'preHandler']) {
+    t.same(await warnings({ routeOptions: { [hook]: async () => {} } }), [], hook)
+  }
+})
+
 t.test('valid edge cases register', async (t) => {
   const agent = new Agent()
   t.teardown(() => agent.close())
@@ -123,7 +164,9 @@ t.test('valid edge cases register', async (t) => {
     clientFields: ['language', 'language'],
     limits: { concurrency: 2, global: 10, holdMs: 60000, store, key: (request) => request.ip, onStoreError: 'allow', storeTimeoutMs: 50 },
     routeOptions: { schema: { tags: ['voice'], summary: 'Mint', 'x-internal': true } },
-    decorator: 'voice'
+    decorator: 'voice',
+    allowedOrigins: ['https://partner.example/'],
+    public: true
   })
   await app.ready()
   t.ok(app.hasDecorator('voice'))

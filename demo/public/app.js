@@ -55,6 +55,13 @@ function setField (element, text) {
   element.classList.toggle('empty', !text)
 }
 
+/** The fields that describe one session: shown while it lasts, cleared when it ends. */
+const SESSION_FIELDS = [ui.sessionId, ui.room, ui.identity, ui.expires, ui.livekitUrl]
+
+function clearSessionFields () {
+  for (const element of SESSION_FIELDS) setField(element, '')
+}
+
 const STATE_WORDS = {
   idle: 'not connected',
   connecting: 'connecting…',
@@ -202,6 +209,8 @@ async function endCall (message = 'Call ended.') {
   setStatus('Ending the call…', 'busy')
   await current.room.disconnect().catch(() => {})
   setConnection('ended')
+  // The ended session's details are of no use any more: none of them stays on the page.
+  clearSessionFields()
   const released = await releaseSlot(current.sessionId)
   setStatus(released
     ? `${message} Your slot is free: you can start a new call.`
@@ -223,6 +232,7 @@ window.addEventListener('pagehide', () => {
   ui.end.disabled = true
   ui.start.disabled = false
   setConnection('ended')
+  clearSessionFields()
   setStatus('Call ended when the page was left.')
 })
 

@@ -1,7 +1,9 @@
+import { codeOfStatus, FAILURES, type FailureRow } from '../failures.js'
 import {
   OsharaAgentNotFoundError,
   OsharaBadResponseError,
   type OsharaError,
+  type OsharaErrorDetails,
   OsharaOriginForbiddenError,
   OsharaRequestRejectedError,
   OsharaSessionNotFoundError,
@@ -11,6 +13,7 @@ import {
   OsharaUpstreamError,
   OsharaUpstreamLimitError
 } from '../errors.js'
+import { redactDetail } from './redact.js'
 
 /** `Retry-After` used when Oshara or the network gives none: upstream 429 and unreachable. */
 export const DEFAULT_RETRY_AFTER_MS = 5000
@@ -52,53 +55,58 @@ export function attemptTimeout (timeoutMs: number): OsharaTimeoutError {
   })
 }
 
-/** Upstream's own words from an error body: `detail`/`message`/`error` of JSON, else the text, cut short. */
-export function upstreamDetail (text: string): string {
+/**
+ * Upstream's own words from an error body: `detail`/`message`/`error` of JSON, else the text;
+ * with the call's `secrets` redacted and cut short (see redact.ts).
+ */
+export function upstreamDetail (text: string, secrets: readonly string[]): string {
   let detail = text
   try {
     const body = JSON.parse(text) as Record<string, unknown> | null
     const words = body?.detail ?? body?.message ?? body?.error
     if (words !== undefined) detail = typeof words === 'string' ? words : JSON.stringify(words)
   } catch {}
-  return detail.slice(0, 500)
+  return redactDetail(detail, secrets)
 }
 
-/** A non-2xx status to its error. `serverDelay` is the delay the response asked for, if any. */
-export function classifyStatus (status: number, text: string, serverDelay: number | undefined, context: ClassifyContext): OsharaError {
-  const details = { upstreamStatus: status, detail: upstreamDetail(text) }
-  if (status === 429) {
-    return new OsharaUpstreamLimitError('Too many active voice sessions. Try again later.', {
-      ...details, retryAfterMs: serverDelay ?? DEFAULT_RETRY_AFTER_MS
-    })
-  }
-  if (status === 401) {
-    return new OsharaUnauthorizedError('The voice service refused our credentials.', {
-      ...details, fix: 'Set the apiKey option to a valid Oshara API key (sk_...), or remove it.'
-    })
-  }
-  if (status === 403) {
-    return new OsharaOriginForbiddenError('The voice service refused this site.', {
-      ...details,
-      fix: `Add ${context.origin} to the character's allowed_origins (Oshara dashboard, or PATCH /api/ai-characters/{slug}/), or set the origin option to an allowed origin.`
-    })
-  }
-  if (status === 404 && context.endpoint === 'billing') {
-    return new OsharaSessionNotFoundError('No such voice session.', details)
-  }
-  if (status === 404) {
-    return new OsharaAgentNotFoundError('This voice agent is not available.', {
-      ...details, fix: 'Check the agent slug (the agent option, or agents) against the Oshara dashboard, and that the character is active.'
-    })
-  }
-  if (status >= 400 && status < 500) {
-    return new OsharaRequestRejectedError('The voice service rejected the session request.', details)
-  }
-  if (status >= 500) {
-    return new OsharaUpstreamError('The voice service failed. Try again shortly.', {
-      ...details, outcome: status === 503 ? 'not_created' : 'unknown', retryAfterMs: serverDelay
-    })
-  }
-  return new OsharaBadResponseError('The voice service sent an unexpected answer.', { ...details, outcome: 'unknown' })
+type StatusCode = 'FST_OSHARA_UPSTREAM_LIMIT' | 'FST_OSHARA_UNAUTHORIZED' | 'FST_OSHARA_ORIGIN_FORBIDDEN' | 'FST_OSHARA_SESSION_NOT_FOUND' |
+  'FST_OSHARA_AGENT_NOT_FOUND' | 'FST_OSHARA_REQUEST_REJECTED' | 'FST_OSHARA_UPSTREAM_ERROR' | 'FST_OSHARA_BAD_RESPONSE'
+
+/** The error class and safe message of each code an upstream status can map to. */
+const STATUS_ERRORS: Record<StatusCode, [new (message: string, details: OsharaErrorDetails) => OsharaError, string]> = {
+  FST_OSHARA_UPSTREAM_LIMIT: [OsharaUpstreamLimitError, 'Too many active voice sessions. Try again later.'],
+  FST_OSHARA_UNAUTHORIZED: [OsharaUnauthorizedError, 'The voice service refused our credentials.'],
+  FST_OSHARA_ORIGIN_FORBIDDEN: [OsharaOriginForbiddenError, 'The voice service refused this site.'],
+  FST_OSHARA_SESSION_NOT_FOUND: [OsharaSessionNotFoundError, 'No such voice session.'],
+  FST_OSHARA_AGENT_NOT_FOUND: [OsharaAgentNotFoundError, 'This voice agent is not available.'],
+  FST_OSHARA_REQUEST_REJECTED: [OsharaRequestRejectedError, 'The voice service rejected the session request.'],
+  FST_OSHARA_UPSTREAM_ERROR: [OsharaUpstreamError, 'The voice service failed. Try again shortly.'],
+  FST_OSHARA_BAD_RESPONSE: [OsharaBadResponseError, 'The voice service sent an unexpected answer.']
+}
+
+/**
+ * A non-2xx status to its error (`codeOfStatus` in the failure table). `serverDelay` is the
+ * delay the response asked for, if any; `secrets` are the call's values that must not reach
+ * the error's `detail` (the one place an upstream body goes on an error).
+ */
+export function classifyStatus (status: number, text: string, serverDelay: number | undefined, context: ClassifyContext, secrets: readonly string[]): OsharaError {
+  const code = codeOfStatus(status, context.endpoint) as StatusCode
+  const [ErrorClass, message] = STATUS_ERRORS[code]
+  const row: FailureRow = FAILURES[code]
+  return new ErrorClass(message, {
+    upstreamStatus: status,
+    detail: upstreamDetail(text, secrets),
+    fix: row.fix?.replace('{origin}', context.origin),
+    // A 503 is the server refusing the work: certainly not created. Other rows keep their outcome.
+    outcome: status === 503 ? 'not_created' : undefined,
+    retryAfterMs: retryAfterOf(code, serverDelay)
+  })
+}
+
+/** A 429 always says when to come back; a 5xx only when the server did. */
+function retryAfterOf (code: StatusCode, serverDelay: number | undefined): number | undefined {
+  if (code === 'FST_OSHARA_UPSTREAM_LIMIT') return serverDelay ?? DEFAULT_RETRY_AFTER_MS
+  return code === 'FST_OSHARA_UPSTREAM_ERROR' ? serverDelay : undefined
 }
 
 export function badResponse (detail: string, status: number): OsharaBadResponseError {

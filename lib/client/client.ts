@@ -8,15 +8,18 @@ import {
   OsharaInvalidSessionError,
   OsharaUnavailableError
 } from '../errors.js'
+import { FAILURES } from '../failures.js'
 import { VERSION } from '../version.js'
 import { CircuitBreaker } from './breaker.js'
 import { attemptTimeout, badResponse, classifyNetworkError, classifyStatus, type ClassifyContext } from './classify.js'
 import { type ClientConfig, normalizeClientOptions, type OsharaClientOptions, type OsharaLogger } from './options.js'
+import { callSecrets } from './redact.js'
 import { backoffDelay, isRetryable, serverDelayMs } from './retry.js'
 import {
   checkBillingEnvelope,
   checkSessionRequest,
   checkSessionResponse,
+  mcpHeadersProblem,
   type OsharaSession,
   type OsharaSessionSummary,
   type SessionRequest
@@ -77,9 +80,6 @@ interface AttemptFailure {
   serverDelay: number | undefined
 }
 
-/** Counts for the breaker: the upstream is failing (not merely refusing, and not our caller leaving). */
-const BREAKER_FAILURES = new Set(['FST_OSHARA_UNAVAILABLE', 'FST_OSHARA_UPSTREAM_ERROR', 'FST_OSHARA_TIMEOUT'])
-
 export function createOsharaClient (options: OsharaClientOptions): OsharaClient {
   return new SessionClient(normalizeClientOptions(options))
 }
@@ -116,6 +116,8 @@ class SessionClient implements OsharaClient {
       const where = issue.path === '' ? 'body' : issue.path.slice(1)
       return Promise.reject(new OsharaInvalidSessionError(`Invalid session request: ${where} ${issue.message}`.toLowerCase()))
     }
+    const headersProblem = mcpHeadersProblem(body.mcp_headers)
+    if (headersProblem !== undefined) return Promise.reject(new OsharaInvalidSessionError(`invalid session request: ${headersProblem}`))
     return this.call({
       method: 'POST',
       path: this.config.basePath + SESSION_PATH,
@@ -208,8 +210,9 @@ class SessionClient implements OsharaClient {
 
   private recordForBreaker (error: OsharaError): void {
     if (this.breaker === undefined) return
-    if (BREAKER_FAILURES.has(error.code)) this.breaker.recordFailure(Date.now())
-    else if (error.code === 'FST_OSHARA_ABORTED') this.breaker.recordNeutral()
+    const count = FAILURES[error.code].breaker
+    if (count === 'failure') this.breaker.recordFailure(Date.now())
+    else if (count === 'neutral') this.breaker.recordNeutral()
     else this.breaker.recordSuccess()
   }
 
@@ -242,7 +245,8 @@ class SessionClient implements OsharaClient {
       return value instanceof Error ? { error: value, serverDelay: undefined } : value
     }
     const serverDelay = serverDelayMs(response.headers, Date.now())
-    return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context), serverDelay }
+    const secrets = callSecrets(this.config.apiKey, endpoint.body)
+    return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context, secrets), serverDelay }
   }
 }
 

@@ -1,4 +1,5 @@
 import type { OsharaError } from '../errors.js'
+import { FAILURES } from '../failures.js'
 
 export interface RetryOptions {
   /** Retries after the first attempt. Default 2. */
@@ -62,16 +63,16 @@ export function serverDelayMs (headers: Record<string, HeaderValue>, now: number
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 
-/** Whether a failed attempt may be tried again under `policy` (the deadline and count are checked by the caller). */
+/** Whether a failed attempt may be tried again under `policy`: its code's retry rule (the deadline and count are checked by the caller). */
 export function isRetryable (error: OsharaError, policy: RetryPolicy, idempotent: boolean, serverDelay: number | undefined, retried429: boolean): boolean {
-  switch (error.code) {
-    case 'FST_OSHARA_UNAVAILABLE':
+  switch (FAILURES[error.code].retry) {
+    case 'if-not-created':
       return error.outcome === 'not_created' || idempotent || policy.onTimeout
-    case 'FST_OSHARA_TIMEOUT':
+    case 'if-timeout-allowed':
       return idempotent || policy.onTimeout
-    case 'FST_OSHARA_UPSTREAM_ERROR':
+    case 'if-status-listed':
       return policy.statusCodes.has(error.upstreamStatus as number) || idempotent
-    case 'FST_OSHARA_UPSTREAM_LIMIT':
+    case 'once-with-retry-after':
       return policy.on429 && serverDelay !== undefined && !retried429
     default:
       return false

@@ -50,6 +50,30 @@ export interface OsharaSessionSummary {
   [field: string]: unknown
 }
 
+/** An HTTP field name is an RFC 9110 token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** A field value may hold no control character but HTAB: no CR, LF (header injection) or NUL. */
+// eslint-disable-next-line no-control-regex
+const HEADER_VALUE_CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/
+/** A name short and printable enough to be named in an error message. */
+const NAMEABLE = /^[\x20-\x7e]{1,64}$/
+
+/**
+ * What is wrong with `mcp_headers` as HTTP header fields (Oshara sends them to the agent's MCP
+ * servers), or undefined. Names the offending header when its name is printable; never a value.
+ */
+export function mcpHeadersProblem (headers: Record<string, string> | undefined): string | undefined {
+  if (headers === undefined) return undefined
+  for (const name of Object.keys(headers)) {
+    const named = NAMEABLE.test(name) ? ` ${JSON.stringify(name)}` : ''
+    if (!HEADER_NAME.test(name)) return `mcp_headers name${named} is not an HTTP header name (an RFC 9110 token: letters, digits and !#$%&'*+-.^_\`|~)`
+    if (HEADER_VALUE_CONTROL.test(headers[name] as string)) {
+      return `mcp_headers${named} value holds a control character (CR, LF, NUL, ...); only HTAB is allowed in a header value`
+    }
+  }
+  return undefined
+}
+
 export const checkSessionRequest = TypeCompiler.Compile(SessionRequestSchema)
 export const checkSessionResponse = TypeCompiler.Compile(SessionResponseSchema)
 export const checkBillingEnvelope = TypeCompiler.Compile(BillingEnvelopeSchema)

@@ -1,7 +1,7 @@
 import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
 import { MemorySessionStore } from './memory-store.js'
-import type { SessionStore } from './store.js'
+import type { AcquireResult, SessionStore } from './store.js'
 
 export interface LimiterConfig {
   readonly store: SessionStore
@@ -24,32 +24,48 @@ const STORE_TIMEOUT = Symbol('store timeout')
 /** Sent as `Retry-After` when the store itself is failing. */
 const STORE_RETRY_AFTER_MS = 5000
 
-/** Runs `operation` against the store, failing after `timeoutMs` (a down Redis can queue commands forever). */
-async function withTimeout<T> (operation: () => Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((resolve, reject) => {
-    timer = setTimeout(reject, timeoutMs, STORE_TIMEOUT)
+/**
+ * Runs `operation` against the store, failing after `timeoutMs` (a down Redis can queue commands
+ * forever). Once the timeout has answered, the store's late answer goes to `onLate` and a late
+ * failure is dropped: nobody waits for either any more.
+ */
+function withTimeout<T> (operation: () => Promise<T>, timeoutMs: number, onLate?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const pending = Promise.resolve(operation())
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      reject(STORE_TIMEOUT)
+    }, timeoutMs)
+    pending.then((value) => {
+      if (!timedOut) {
+        clearTimeout(timer)
+        resolve(value)
+      } else {
+        onLate?.(value)
+      }
+    }, (cause: unknown) => {
+      if (!timedOut) {
+        clearTimeout(timer)
+        reject(cause)
+      }
+    })
   })
-  try {
-    return await Promise.race([operation(), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 function storeFailure (cause: unknown): Record<string, unknown> {
   return { storeError: cause === STORE_TIMEOUT ? 'timeout' : String(cause) }
 }
 
-/** The concurrent-session limiter of section 6: reserve, bind, release, over a `SessionStore`. */
 /** The in-process store cannot hang: it is called directly, without a timer per operation. */
 async function direct<T> (operation: () => Promise<T>): Promise<T> {
   return await operation()
 }
 
+/** The concurrent-session limiter of section 6: reserve, bind, release, over a `SessionStore`. */
 export class SessionLimiter {
   readonly config: LimiterConfig
-  private readonly bounded: <T>(operation: () => Promise<T>, timeoutMs: number) => Promise<T>
+  private readonly bounded: <T>(operation: () => Promise<T>, timeoutMs: number, onLate?: (value: T) => void) => Promise<T>
 
   constructor (config: LimiterConfig) {
     this.config = config
@@ -60,12 +76,17 @@ export class SessionLimiter {
    * Reserves a slot for `key`. Resolves to its id, or to undefined when the store failed and
    * `onStoreError` is `'allow'` (the session then goes unlimited). Rejects with
    * `FST_OSHARA_SESSION_LIMIT`, or `FST_OSHARA_UNAVAILABLE` when the store failed and `'deny'`.
+   * A slot the store grants after `storeTimeoutMs` belongs to nobody: it is released at once.
    */
   async acquire (key: string, log: Logger): Promise<string | undefined> {
     const { store, concurrency, global, pendingMs, storeTimeoutMs } = this.config
+    const releaseLate = (late: AcquireResult): void => {
+      // release() logs its own failure and never rejects.
+      if (late.ok) this.release(late.slotId, log)
+    }
     let result
     try {
-      result = await this.bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs)
+      result = await this.bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs, releaseLate)
     } catch (cause) {
       if (this.config.onStoreError === 'allow') {
         log.warn(storeFailure(cause), 'oshara: session store failed; serving without a session limit (onStoreError: allow)')

@@ -54,5 +54,10 @@ export const TokenReplySchema = Type.Object({
 })
 
 export const SessionParamsSchema = Type.Object({
-  session_id: Type.String({ minLength: 1, maxLength: 200 })
+  session_id: Type.String({ minLength: 1 })
+})
+
+/** `DELETE {path}/*`: session ids longer than Fastify's `maxParamLength`. */
+export const WildcardParamsSchema = Type.Object({
+  '*': Type.String({ minLength: 1 })
 })

@@ -4,7 +4,9 @@ import { expect, test } from 'tstyche'
 import osharaVoice, {
   createOsharaClient,
   MemorySessionStore,
+  OsharaCallbackError,
   OsharaError,
+  type OsharaErrorCode,
   RedisSessionStore,
   OsharaSessionLimitError,
   type OsharaClient,
@@ -60,7 +62,10 @@ test('sessions and errors', () => {
   expect(session.expires_in_seconds).type.toBe<number>()
   const error = new OsharaSessionLimitError('x', { retryAfterMs: 1000 })
   expect(error).type.toBeAssignableTo<OsharaError>()
-  expect(error.code).type.toBe<string>()
+  expect(error.code).type.toBe<OsharaErrorCode>()
+  expect<OsharaErrorCode>().type.not.toBeAssignableFrom('FST_OSHARA_SESION_LIMIT')
+  expect<OsharaErrorCode>().type.toBeAssignableFrom('FST_OSHARA_ORIGIN_NOT_ALLOWED')
+  expect(new OsharaCallbackError('metadata', new Error('x')).callback).type.toBe<string>()
   expect(error.statusCode).type.toBe<number>()
   expect(error.outcome).type.toBe<OsharaOutcome>()
   expect(error.retryAfterMs).type.toBe<number | undefined>()

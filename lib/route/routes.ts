@@ -1,0 +1,198 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preParsingHookHandler, preValidationHookHandler } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import { callbackFailure } from '../app-callback.js'
+import type { OsharaSession, SessionRequest } from '../client/schemas.js'
+import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
+import { FAILURES, type FailureRow } from '../failures.js'
+import { mint } from '../mint.js'
+import type { PluginConfig } from '../options.js'
+import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
+import { isRefusedCrossSite } from './cross-site.js'
+import { DisconnectSignal } from './disconnect.js'
+import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './schemas.js'
+
+const DEFAULT_BODY_LIMIT = 16 * 1024
+const kDisconnect = Symbol('oshara disconnect signal')
+
+/** TypeBox validates without coercion, whatever the app's Ajv settings: wrong types are a 400. */
+const validateWithoutCoercion = TypeBoxValidatorCompiler as FastifySchemaCompiler<unknown>
+
+type RequestWithSignal = FastifyRequest & { [kDisconnect]: DisconnectSignal | null }
+
+/** Route hooks given by the user come after ours (`first`) or before ours (`last`). */
+function around<T> (theirs: T | T[] | undefined, first: T | undefined, last: T | undefined): T[] {
+  const list = theirs === undefined ? [] : Array.isArray(theirs) ? [...theirs] : [theirs]
+  if (first !== undefined) list.unshift(first)
+  if (last !== undefined) list.push(last)
+  return list
+}
+
+/**
+ * `Content-Type: application/json` with no body is what many fetch wrappers send. Fastify's
+ * JSON parser refuses it; for these two routes only, an empty body is simply no body.
+ */
+const acceptEmptyJson: preParsingHookHandler = function acceptEmptyJson (request, _reply, payload, done) {
+  const headers = request.raw.headers
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')) {
+    delete headers['content-type']
+  }
+  done(null, payload)
+}
+
+function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHandler {
+  return function refuseCrossSite (request, _reply, done) {
+    if (!isRefusedCrossSite(request, allowedOrigins)) return done()
+    request.log.info({ origin: request.headers.origin, secFetchSite: request.headers['sec-fetch-site'] }, 'oshara: cross-site request refused (allowedOrigins)')
+    done(new OsharaOriginNotAllowedError('Cross-site requests are not allowed.'))
+  }
+}
+
+export function registerRoutes (fastify: FastifyInstance, config: PluginConfig): void {
+  const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
+  const crossSite = refuseCrossSite(config.allowedOrigins)
+  const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
+    (request as RequestWithSignal)[kDisconnect] = new DisconnectSignal(reply)
+    crossSite.call(this, request, reply, done)
+  }
+  const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
+    // The body is optional: a bare POST is an empty request, not a schema failure.
+    if (request.body === undefined) request.body = {}
+    else refuseUnknownFields(request.body, config.policy)
+    done()
+  }
+  // Several registrations share the one property.
+  if (!fastify.hasRequestDecorator(kDisconnect)) fastify.decorateRequest(kDisconnect, null)
+  const typed = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  typed.route({
+    method: 'POST',
+    url: config.path,
+    ...hooks,
+    onRequest: around(onRequest, watchDisconnect, undefined),
+    preParsing: around(preParsing, undefined, acceptEmptyJson),
+    preValidation: around(preValidation, undefined, refuseFields),
+    bodyLimit: bodyLimit ?? DEFAULT_BODY_LIMIT,
+    validatorCompiler: validateWithoutCoercion,
+    schema: {
+      ...docs,
+      body: config.bodySchema,
+      ...(config.response === undefined ? { response: { 200: TokenReplySchema } } : {})
+    },
+    handler: (request, reply) => handleTokenRequest(config, request as RequestWithSignal, reply)
+  })
+  if (config.limiter === undefined) return
+  const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
+  const deleteOptions = {
+    ...hooks,
+    onRequest: around(onRequest, crossSite, undefined),
+    preParsing: around(preParsing, undefined, acceptEmptyJson),
+    ...(preValidation === undefined ? {} : { preValidation }),
+    validatorCompiler: validateWithoutCoercion
+  }
+  typed.route({ method: 'DELETE', url: `${config.path}/:session_id`, ...deleteOptions, schema: { ...docs, params: SessionParamsSchema }, handler: release })
+  // Fastify's router refuses parameters over `maxParamLength` (100): longer session ids land here.
+  typed.route({ method: 'DELETE', url: `${config.path}/*`, ...deleteOptions, schema: { ...docs, hide: true, params: WildcardParamsSchema }, handler: release })
+}
+
+async function handleRelease (config: PluginConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const params = request.params as { session_id?: string, '*'?: string }
+  const key = await limitKey(config, request)
+  const released = await (config.limiter as NonNullable<PluginConfig['limiter']>).releaseSession(params.session_id ?? params['*'] as string, key)
+  if (!released) throw new OsharaSessionNotFoundError('No such active voice session.')
+  return reply.code(204).send()
+}
+
+async function limitKey (config: PluginConfig, request: FastifyRequest): Promise<string> {
+  try {
+    return await config.limitKey(request)
+  } catch (error) {
+    throw callbackFailure('limits.key', error, request.log)
+  }
+}
+
+/** Builds the upstream body for a browser request: agent, browser fields, server overrides, metadata. */
+async function buildDraft (config: PluginConfig, request: FastifyRequest): Promise<SessionRequest> {
+  const choices = readBrowserChoices(request.body as Parameters<typeof readBrowserChoices>[0], config.policy)
+  let step = 'agent'
+  try {
+    const agent = choices.agent ?? config.agentSlug ?? await (config.resolveAgent as NonNullable<PluginConfig['resolveAgent']>)(request)
+    const draft: SessionRequest = { agent, ...choices.fields }
+    step = 'session'
+    if (config.session !== undefined) Object.assign(draft, await config.session(request))
+    step = 'metadata'
+    if (config.metadata !== undefined) draft.metadata = await config.metadata(request)
+    step = 'beforeSession'
+    if (config.beforeSession !== undefined) await config.beforeSession(request, draft)
+    return draft
+  } catch (error) {
+    throw callbackFailure(step, error, request.log)
+  }
+}
+
+function defaultReply (session: OsharaSession): Record<string, unknown> {
+  return {
+    token: session.token,
+    livekit_url: session.livekit_url,
+    session_id: session.session_id,
+    room_name: session.room_name,
+    participant_identity: session.participant_identity,
+    expires_in_seconds: session.expires_in_seconds,
+    server_url: session.livekit_url,
+    participant_token: session.token
+  }
+}
+
+async function reportFailure (config: PluginConfig, request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<void> {
+  if (error instanceof OsharaError) {
+    const row: FailureRow = FAILURES[error.code]
+    if (error.retryAfterMs !== undefined && row.retryAfter) {
+      reply.header('retry-after', Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
+    }
+    if (row.fix !== undefined) {
+      request.log.error({
+        code: error.code, upstreamStatus: error.upstreamStatus, requestId: error.requestId, detail: error.detail, fix: error.fix
+      }, `oshara: upstream refused the session: ${error.fix ?? row.fix}`)
+    }
+  }
+  try {
+    await config.onSessionError?.(request, error as Error)
+  } catch (hookError) {
+    request.log.error({ err: hookError }, 'oshara: onSessionError hook threw; the reply is unchanged')
+  }
+}
+
+/** The `POST {path}` handler. */
+async function handleTokenRequest (config: PluginConfig, request: RequestWithSignal, reply: FastifyReply): Promise<Record<string, unknown>> {
+  try {
+    const draft = await buildDraft(config, request)
+    const key = config.limiter === undefined ? undefined : await limitKey(config, request)
+    const body = await mint(config, draft, {
+      key,
+      log: request.log,
+      signal: request[kDisconnect] as DisconnectSignal,
+      requestId: undefined,
+      finish: config.onSession === undefined && config.response === undefined ? replyOf : (session) => finish(config, request, session)
+    })
+    reply.header('cache-control', 'no-store')
+    return body
+  } catch (error) {
+    await reportFailure(config, request, reply, error)
+    throw error
+  }
+}
+
+async function replyOf (session: OsharaSession): Promise<Record<string, unknown>> {
+  return defaultReply(session)
+}
+
+/** `onSession`, then the reply body (`response`); a throw here frees the session's slot. */
+async function finish (config: PluginConfig, request: FastifyRequest, session: OsharaSession): Promise<Record<string, unknown>> {
+  let step = 'onSession'
+  try {
+    if (config.onSession !== undefined) await config.onSession(request, session)
+    step = 'response'
+    return config.response === undefined ? defaultReply(session) : config.response(session, request)
+  } catch (error) {
+    throw callbackFailure(step, error, request.log)
+  }
+}

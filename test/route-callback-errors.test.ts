@@ -1,0 +1,73 @@
+import t from 'tap'
+import type { FastifyRequest } from 'fastify'
+import type { OsharaVoiceOptions } from '../lib/index.js'
+import { buildApp, logCapture, postToken } from './helpers/app.js'
+import { sessionRequests, startEmulator } from './helpers/emulator.js'
+
+// Errors thrown by the app's own callbacks: a safe 500 for bugs, the app's 4xx as meant.
+
+/** Reads a property of something undefined, as a callback with a bug does. */
+function buggy (request: FastifyRequest): never {
+  return (request as unknown as { user: { id: never } }).user.id
+}
+
+const callbacks: Array<[string, Partial<OsharaVoiceOptions>]> = [
+  ['agent', { agent: buggy }],
+  ['session', { session: buggy }],
+  ['metadata', { metadata: buggy }],
+  ['beforeSession', { beforeSession: buggy }],
+  ['onSession', { onSession: buggy }],
+  ['response', { response: (_session, request) => buggy(request) }],
+  ['limits.key', { limits: { concurrency: 1, key: buggy } }]
+]
+
+for (const [callback, options] of callbacks) {
+  t.test(`a bug in the ${callback} callback replies 500 with a safe message and logs the original`, async (t) => {
+    const emulator = await startEmulator(t)
+    const capture = logCapture()
+    const app = await buildApp(t, emulator, options, { logger: { stream: capture.stream } })
+    const response = await postToken(app)
+    t.equal(response.statusCode, 500)
+    t.same(response.json(), {
+      statusCode: 500, code: 'FST_OSHARA_CALLBACK_FAILED', error: 'Internal Server Error', message: 'The voice session could not be prepared.'
+    })
+    t.notMatch(response.body, /Cannot read properties/)
+    const logged = capture.lines().find((line) => line.callback === callback)
+    t.match(logged, { level: 50, msg: new RegExp(`the ${callback} option threw`), err: { type: 'TypeError', message: /Cannot read properties of undefined/, stack: /buggy/ } })
+  })
+}
+
+t.test('errors with a 4xx statusCode from the app\'s callbacks pass through as the app meant them', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    metadata: () => { throw Object.assign(new Error('Log in first.'), { statusCode: 401 }) }
+  })
+  const response = await postToken(app)
+  t.equal(response.statusCode, 401)
+  t.equal(response.json().message, 'Log in first.')
+  t.equal(sessionRequests(emulator).length, 0)
+})
+
+t.test('a response callback that throws frees the session\'s slot', async (t) => {
+  const emulator = await startEmulator(t)
+  let fail = true
+  const app = await buildApp(t, emulator, {
+    limits: { concurrency: 1, key: () => 'user-1' },
+    response: (session) => {
+      if (fail) throw new Error('template missing')
+      return { id: session.session_id }
+    }
+  })
+  t.equal((await postToken(app)).statusCode, 500)
+  fail = false
+  t.equal((await postToken(app)).statusCode, 200, 'the failed reply held no slot')
+})
+
+t.test('a bug in limits.key on DELETE replies 500 with a safe message', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, { limits: { concurrency: 1, key: (request) => request.method === 'DELETE' ? buggy(request) : 'user-1' } })
+  const { session_id: sessionId } = (await postToken(app)).json()
+  const response = await app.inject({ method: 'DELETE', url: `/voice-token/${sessionId as string}` })
+  t.equal(response.statusCode, 500)
+  t.equal(response.json().code, 'FST_OSHARA_CALLBACK_FAILED')
+})
