@@ -33,7 +33,7 @@ export type { OsharaErrorCode, OsharaErrorDetails, OsharaErrorJSON, OsharaOutcom
 export { MemorySessionStore } from './limits/memory-store.js'
 export { RedisSessionStore, type RedisScriptingClient, type RedisSessionStoreOptions } from './limits/redis-store.js'
 export type { AcquireResult, SessionStore, SlotRequest } from './limits/store.js'
-export type { ClientField } from './route/schemas.js'
+export type { ClientField } from './route/route-schemas.js'
 export type {
   CreateSessionInput,
   CreateSessionOptions,

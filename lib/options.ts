@@ -8,7 +8,7 @@ import { SessionLimiter } from './limits/limiter.js'
 import { MemorySessionStore } from './limits/memory-store.js'
 import type { SessionStore } from './limits/store.js'
 import type { BrowserPolicy } from './route/browser-body.js'
-import { buildBodySchema, CLIENT_FIELDS, type ClientField } from './route/schemas.js'
+import { buildBodySchema, CLIENT_FIELDS, type ClientField } from './route/route-schemas.js'
 import type { OsharaRouteOptions, OsharaVoiceOptions, SessionMetadata } from './types.js'
 import { booleanOption, describe, functionOption, integerOption, isPlainObject, objectOption, refuseUnsetFunctions, stringListOption } from './validate.js'
 

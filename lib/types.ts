@@ -3,7 +3,7 @@ import type { CallOptions, OsharaClient } from './client/client.js'
 import type { OsharaClientOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
 import type { SessionStore } from './limits/store.js'
-import type { ClientField } from './route/schemas.js'
+import type { ClientField } from './route/route-schemas.js'
 
 type MaybePromise<T> = T | Promise<T>
 

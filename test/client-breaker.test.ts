@@ -1,10 +1,16 @@
 import t, { type Test } from 'tap'
+import { install, type Clock } from '@sinonjs/fake-timers'
 import { createOsharaClient } from '../lib/client/client.js'
 import { failure, ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
 
 // The circuit breaker: consecutive failed calls open it, a probe after the cooldown closes it.
 
 const body = { agent: 'support-bot' }
+
+// The breaker's clock is Date.now(): faked, so a cooldown passes when a test says so.
+let clock: Clock
+t.beforeEach(() => { clock = install({ toFake: ['Date'] }) })
+t.afterEach(() => { clock.uninstall() })
 
 async function setup (t: Test) {
   const emulator = await startEmulator(t)
@@ -24,7 +30,7 @@ t.test('after failureThreshold failures calls fail fast; after the cooldown one 
   t.ok(fast.retryAfterMs !== undefined && fast.retryAfterMs > 0 && fast.retryAfterMs <= 200, 'Retry-After is the cooldown left')
   t.equal(sessionRequests(emulator).length, 3, 'the emulator was not reached')
 
-  await new Promise((resolve) => setTimeout(resolve, 220))
+  clock.tick(220)
   emulator.fault({ delayMs: 100 })
   const probe = client.createSession(body)
   const other = await failure(client.createSession(body))
@@ -38,7 +44,7 @@ t.test('a failed probe opens the circuit for another cooldown', async (t) => {
   const { emulator, client } = await setup(t)
   emulator.fault({ status: 503 }, 4)
   for (let i = 0; i < 3; i++) await failure(client.createSession(body))
-  await new Promise((resolve) => setTimeout(resolve, 220))
+  clock.tick(220)
   t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_UPSTREAM_ERROR', attempts: 1 }, 'probe failed')
   t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_UNAVAILABLE', attempts: 0 }, 'open again')
 })
@@ -58,7 +64,7 @@ t.test('an aborted probe frees the probe for the next call', async (t) => {
   const { emulator, client } = await setup(t)
   emulator.fault({ status: 500 }, 3)
   for (let i = 0; i < 3; i++) await failure(client.createSession(body))
-  await new Promise((resolve) => setTimeout(resolve, 220))
+  clock.tick(220)
   emulator.fault({ delayMs: 1000 })
   const controller = new AbortController()
   const probe = failure(client.createSession(body, { signal: controller.signal }))

@@ -8,8 +8,8 @@ import { VERSION } from '../lib/version.js'
 
 const require = createRequire(import.meta.url)
 const expected = [
-  'MemorySessionStore', 'OsharaAbortedError', 'OsharaAgentNotFoundError', 'OsharaBadResponseError', 'OsharaError',
-  'OsharaFieldNotAllowedError', 'OsharaInvalidOptionsError', 'OsharaInvalidSessionError', 'OsharaOriginForbiddenError',
+  'MemorySessionStore', 'OsharaAbortedError', 'OsharaAgentNotFoundError', 'OsharaBadResponseError', 'OsharaCallbackError', 'OsharaError',
+  'OsharaFieldNotAllowedError', 'OsharaInvalidOptionsError', 'OsharaInvalidSessionError', 'OsharaOriginForbiddenError', 'OsharaOriginNotAllowedError',
   'OsharaRequestRejectedError', 'OsharaSessionLimitError', 'OsharaSessionNotFoundError', 'OsharaTimeoutError',
   'OsharaUnauthorizedError', 'OsharaUnavailableError', 'OsharaUpstreamError', 'OsharaUpstreamLimitError',
   'RedisSessionStore', 'VERSION', 'createOsharaClient', 'default', 'osharaVoice'
@@ -23,6 +23,8 @@ t.test('ESM: default and named exports', async (t) => {
   t.equal((esm.default as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')] !== undefined, true, 'wrapped with fastify-plugin')
   const emulator = await import('fastify-oshara-voice/emulator')
   t.same(Object.keys(emulator), ['createOsharaEmulator'])
+  const testing = await import('fastify-oshara-voice/testing')
+  t.same(Object.keys(testing), ['sessionStoreContract'])
 })
 
 t.test('CJS: require gives the plugin itself, with the same named exports', async (t) => {
@@ -37,7 +39,9 @@ t.test('CJS: require gives the plugin itself, with the same named exports', asyn
   await app.register(cjs, { origin: 'https://app.example.com', agent: 'a', baseUrl: 'http://127.0.0.1:9' })
   t.ok(app.hasDecorator('oshara'), 'registers as module.exports')
   await app.close()
+  t.notOk(Object.keys(require.cache).some((file) => file.includes('/dist/cjs/testing/')), 'the main entry does not load the testing suite')
   t.equal(typeof require('fastify-oshara-voice/emulator').createOsharaEmulator, 'function')
+  t.same(Object.keys(require('fastify-oshara-voice/testing')), ['sessionStoreContract'])
   t.ok(new cjs.OsharaSessionLimitError('x') instanceof cjs.OsharaError)
 })
 
@@ -52,6 +56,12 @@ t.test('the built plugin works', async (t) => {
   t.teardown(() => app.close())
   const response = await app.inject({ method: 'POST', url: '/voice-token' })
   t.equal(response.statusCode, 200)
+})
+
+t.test('the built store contract passes the built MemorySessionStore', async (t) => {
+  const { MemorySessionStore } = require('fastify-oshara-voice')
+  const { sessionStoreContract } = require('fastify-oshara-voice/testing')
+  for (const { name, run } of sessionStoreContract({ createStore: () => new MemorySessionStore() })) t.test(name, run)
 })
 
 t.test('VERSION matches package.json (it is sent as the user-agent)', async (t) => {

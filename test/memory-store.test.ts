@@ -1,9 +1,22 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { install, type Clock } from '@sinonjs/fake-timers'
 import { MemorySessionStore } from '../lib/limits/memory-store.js'
-import type { AcquireResult, SlotRequest } from '../lib/limits/store.js'
+import type { SlotRequest } from '../lib/limits/store.js'
+import { sessionStoreContract } from '../lib/testing/index.js'
 
 const LONG_MS = 60_000
+
+// The store's clock is performance.now(): faked per test, so time passes only when a test says so.
+let clock: Clock
+t.beforeEach(() => { clock = install({ toFake: ['performance'] }) })
+t.afterEach(() => { clock.uninstall() })
+
+for (const { name, run } of sessionStoreContract({
+  createStore: () => new MemorySessionStore(),
+  advance: (ms) => { clock.tick(ms) }
+})) {
+  t.test(name, run)
+}
 
 function request (key: string, options: Partial<SlotRequest> = {}): SlotRequest {
   return { key, concurrency: 3, pendingMs: LONG_MS, ...options }
@@ -15,150 +28,33 @@ async function slotOf (store: MemorySessionStore, slotRequest: SlotRequest): Pro
   return result.slotId
 }
 
-function granted (results: AcquireResult[]): number {
-  return results.filter((result) => result.ok).length
-}
-
-t.test('50 parallel acquires for one key with concurrency 3: exactly 3 get a slot', async (t) => {
+t.test('size counts live slots, pending and bound, and nothing freed or expired', async (t) => {
   const store = new MemorySessionStore()
-  const results = await Promise.all(Array.from({ length: 50 }, () => store.acquire(request('ip-1'))))
-  t.equal(granted(results), 3)
-  t.equal(new Set(results.flatMap((result) => result.ok ? [result.slotId] : [])).size, 3, 'slot ids are distinct')
-  for (const result of results.filter((result) => !result.ok)) {
-    t.match(result, { ok: false, scope: 'key' })
-  }
-  t.equal(store.size, 3)
-})
+  await Promise.all(Array.from({ length: 50 }, () => store.acquire(request('ip-1'))))
+  t.equal(store.size, 3, '50 parallel acquires, concurrency 3')
 
-t.test('the global cap counts slots of every key', async (t) => {
-  const store = new MemorySessionStore()
-  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => store.acquire(request(`ip-${i % 20}`, { global: 5 }))))
-  t.equal(granted(results), 5)
-  t.ok(results.filter((result) => !result.ok).every((result) => !result.ok && result.scope === 'global'))
-  t.equal((await store.acquire(request('ip-new'))).ok, true, 'a request without a global cap is not held back by it')
-})
-
-t.test('the key limit is reported before the global one', async (t) => {
-  const store = new MemorySessionStore()
-  await slotOf(store, request('ip-1', { concurrency: 1, global: 1 }))
-  t.match(await store.acquire(request('ip-1', { concurrency: 1, global: 1 })), { ok: false, scope: 'key' })
-  t.match(await store.acquire(request('ip-2', { concurrency: 1, global: 1 })), { ok: false, scope: 'global' })
-})
-
-t.test('retryAfterMs is the time until the limiting scope frees its first slot', async (t) => {
-  const store = new MemorySessionStore()
-  const first = await slotOf(store, request('ip-1', { concurrency: 2 }))
-  await slotOf(store, request('ip-1', { concurrency: 2 }))
-  await store.bind(first, 'sess-1', 10_000)
-
-  const byKey = await store.acquire(request('ip-1', { concurrency: 2 }))
-  t.match(byKey, { ok: false, scope: 'key' })
-  const keyWait = byKey.ok ? 0 : byKey.retryAfterMs
-  t.ok(keyWait > 9_000 && keyWait <= 10_000, `key: ${keyWait} ms, the bound slot frees first`)
-
-  await slotOf(store, request('ip-2', { pendingMs: 20_000 }))
-  const byGlobal = await store.acquire(request('ip-3', { global: 3 }))
-  t.match(byGlobal, { ok: false, scope: 'global' })
-  const globalWait = byGlobal.ok ? 0 : byGlobal.retryAfterMs
-  t.ok(globalWait > 9_000 && globalWait <= 10_000, `global: ${globalWait} ms`)
-  t.ok(Number.isInteger(keyWait) && Number.isInteger(globalWait), 'whole milliseconds')
-})
-
-t.test('a limit of 0 denies with retryAfterMs 0', async (t) => {
-  const store = new MemorySessionStore()
-  t.same(await store.acquire(request('ip-1', { concurrency: 0 })), { ok: false, scope: 'key', retryAfterMs: 0 })
-  t.same(await store.acquire(request('ip-1', { global: 0 })), { ok: false, scope: 'global', retryAfterMs: 0 })
-})
-
-t.test('bind then releaseSession frees the slot', async (t) => {
-  const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1', { concurrency: 1 }))
-  t.equal(await store.bind(slotId, 'sess-1', LONG_MS), true)
-  t.match(await store.acquire(request('ip-1', { concurrency: 1 })), { ok: false })
-  t.equal(await store.releaseSession('sess-1'), true)
-  t.equal(store.size, 0)
-  t.equal(await store.releaseSession('sess-1'), false, 'a second release frees nothing')
-  t.equal((await store.acquire(request('ip-1', { concurrency: 1 }))).ok, true)
-})
-
-t.test('releaseSession with a key that does not hold the session frees nothing', async (t) => {
-  const store = new MemorySessionStore()
-  await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS)
-  t.equal(await store.releaseSession('sess-1', 'ip-2'), false)
-  t.equal(store.size, 1, 'still held')
-  t.equal(await store.releaseSession('sess-1', 'ip-1'), true)
-  t.equal(store.size, 0)
-  t.equal(await store.releaseSession('sess-unknown', 'ip-1'), false)
-})
-
-t.test('release frees a pending slot; unknown ids are ignored', async (t) => {
-  const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1', { concurrency: 1 }))
-  await store.release(slotId)
-  t.equal(store.size, 0)
-  t.equal((await store.acquire(request('ip-1', { concurrency: 1 }))).ok, true)
-  await t.resolves(store.release('no-such-slot'))
-  await t.resolves(store.release(slotId), 'releasing twice is harmless')
-})
-
-t.test('release of a bound slot also forgets its session', async (t) => {
-  const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1'))
-  await store.bind(slotId, 'sess-1', LONG_MS)
-  await store.release(slotId)
-  t.equal(store.size, 0)
+  const [first, second, third] = await Promise.all([1, 2, 3].map(() => slotOf(store, request('ip-2', { pendingMs: 50 }))))
+  t.equal(store.size, 6)
+  await store.bind(first as string, 'sess-1', 150)
+  t.equal(await store.releaseSession('sess-1', 'ip-1'), false)
+  t.equal(store.size, 6, 'a key that does not hold the session frees nothing')
+  await store.release(second as string)
+  t.equal(await store.bind(second as string, 'sess-2', LONG_MS), false)
+  t.equal(store.size, 5, 'released, and a late bind does not bring it back')
+  clock.tick(80)
+  t.equal(store.size, 4, 'the pending slot expired; binding replaced the pending expiry of the bound one')
+  t.equal(await store.bind(third as string, 'sess-3', LONG_MS), false)
+  clock.tick(100)
+  t.equal(store.size, 3, 'the bound slot expired after holdMs')
   t.equal(await store.releaseSession('sess-1'), false)
 })
 
-t.test('a late bind does not bring a released or unknown slot back', async (t) => {
+t.test('retryAfterMs is whole milliseconds, rounded up', async (t) => {
   const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1'))
-  await store.release(slotId)
-  t.equal(await store.bind(slotId, 'sess-1', LONG_MS), false)
-  t.equal(await store.bind('no-such-slot', 'sess-2', LONG_MS), false)
-  t.equal(store.size, 0)
-  t.equal(await store.releaseSession('sess-1'), false)
-})
-
-t.test('a pending slot expires after pendingMs; a late bind then fails', async (t) => {
-  const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1', { concurrency: 1, pendingMs: 50 }))
-  t.match(await store.acquire(request('ip-1', { concurrency: 1 })), { ok: false, scope: 'key' })
-  await sleep(80)
-  t.equal(store.size, 0)
-  t.equal(await store.bind(slotId, 'sess-1', LONG_MS), false)
-  t.equal((await store.acquire(request('ip-1', { concurrency: 1 }))).ok, true)
-})
-
-t.test('a bound slot expires after holdMs, not pendingMs', async (t) => {
-  const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1', { concurrency: 1, pendingMs: 50 }))
-  await store.bind(slotId, 'sess-1', 150)
-  await sleep(80)
-  t.equal(store.size, 1, 'binding replaced the pending expiry')
-  t.match(await store.acquire(request('ip-1', { concurrency: 1 })), { ok: false, scope: 'key' })
-  await sleep(100)
-  t.equal(store.size, 0)
-  t.equal(await store.releaseSession('sess-1'), false, 'an expired session frees nothing')
-  t.equal((await store.acquire(request('ip-1', { concurrency: 1 }))).ok, true)
-})
-
-t.test('expired slots stop counting toward the global cap', async (t) => {
-  const store = new MemorySessionStore()
-  await slotOf(store, request('ip-1', { global: 2, pendingMs: 50 }))
-  await slotOf(store, request('ip-2', { global: 2 }))
-  t.match(await store.acquire(request('ip-3', { global: 2 })), { ok: false, scope: 'global' })
-  await sleep(80)
-  t.equal((await store.acquire(request('ip-3', { global: 2 }))).ok, true)
-})
-
-t.test('binding again moves the slot to the new session', async (t) => {
-  const store = new MemorySessionStore()
-  const slotId = await slotOf(store, request('ip-1'))
-  await store.bind(slotId, 'sess-1', LONG_MS)
-  t.equal(await store.bind(slotId, 'sess-2', LONG_MS), true)
-  t.equal(await store.releaseSession('sess-1'), false)
-  t.equal(await store.releaseSession('sess-2'), true)
+  await slotOf(store, request('ip-1', { concurrency: 1, pendingMs: 1_000 }))
+  clock.tick(0.25)
+  t.same(await store.acquire(request('ip-1', { concurrency: 1 })), { ok: false, scope: 'key', retryAfterMs: 1_000 })
+  t.same(await store.acquire(request('ip-2', { global: 1 })), { ok: false, scope: 'global', retryAfterMs: 1_000 })
 })
 
 t.test('a session id bound twice belongs to the later slot', async (t) => {
@@ -213,7 +109,7 @@ t.test('memory stays bounded: nothing is kept after many acquire/release cycles'
   }
   t.equal(sessionsFreed, 1_333)
   await slotOf(store, request('ip-short', { pendingMs: 10 }))
-  await sleep(30)
+  clock.tick(30)
   t.equal(store.size, 0)
   // Limits of 0 report 0 ms only when nothing is left in the expiry heap or under the key.
   t.same(await store.acquire(request('ip-0', { global: 0 })), { ok: false, scope: 'global', retryAfterMs: 0 })

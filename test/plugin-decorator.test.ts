@@ -1,4 +1,5 @@
 import t from 'tap'
+import { waitUntil } from './helpers/wait.js'
 import Fastify from 'fastify'
 import osharaVoice, { createOsharaClient, OsharaError } from '../lib/index.js'
 import { buildApp, logCapture, postToken } from './helpers/app.js'
@@ -76,7 +77,7 @@ t.test('the browser disconnecting mid-call: upstream request closed, no server f
   const closed = await emulator.waitForRequest((request) => request.aborted, 1000)
   t.ok(closed.aborted, 'the emulator saw its request closed')
   t.ok((await call) instanceof Error)
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await waitUntil(() => errors.length > 0, 'onSessionError saw the failure')
   t.same(errors, ['FST_OSHARA_ABORTED'])
   t.same(capture.lines().filter((line) => (line.level as number) >= 50), [], 'nothing logged at error level')
   t.equal(emulator.sessions.size, 0)

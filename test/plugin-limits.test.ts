@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { install } from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import osharaVoice, { MemorySessionStore, RedisSessionStore, type OsharaLimitsOptions, type SessionStore } from '../lib/index.js'
@@ -130,11 +131,16 @@ t.test('DELETE runs the same routeOptions hooks (auth)', async (t) => {
 })
 
 t.test('expiry frees the slot (short holdMs)', async (t) => {
+  // The memory store's clock is performance.now(): faked, so the hold passes when the test says.
+  const clock = install({ toFake: ['performance'] })
+  t.teardown(() => clock.uninstall())
   const emulator = await startEmulator(t)
   const app = await limitedApp(t, emulator, { concurrency: 1, holdMs: 100 })
   t.equal((await post(app, 'ann')).statusCode, 200)
   t.equal((await post(app, 'ann')).statusCode, 429)
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  clock.tick(99)
+  t.equal((await post(app, 'ann')).statusCode, 429, 'held until holdMs has passed')
+  clock.tick(1)
   t.equal((await post(app, 'ann')).statusCode, 200)
 })
 

@@ -250,7 +250,6 @@ class SessionClient implements OsharaClient {
   }
 }
 
-/** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
 /**
  * Aborts one attempt, on its timeout or the caller's abort. undici accepts an EventEmitter
  * with `aborted`/`reason` as a signal: far cheaper than an AbortController per attempt.
@@ -271,6 +270,7 @@ function abortOnTimeout (abort: AttemptAbort): void {
   abort.abort(TIMEOUT)
 }
 
+/** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
 function thrownError (cause: unknown, signal: AttemptAbort, timeoutMs: number, requestId: string): OsharaError {
   if (!signal.aborted) return classifyNetworkError(cause)
   return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)

@@ -62,7 +62,7 @@ async function direct<T> (operation: () => Promise<T>): Promise<T> {
   return await operation()
 }
 
-/** The concurrent-session limiter of section 6: reserve, bind, release, over a `SessionStore`. */
+/** The concurrent-session limiter: reserve, bind, release, over a `SessionStore`. */
 export class SessionLimiter {
   readonly config: LimiterConfig
   private readonly bounded: <T>(operation: () => Promise<T>, timeoutMs: number, onLate?: (value: T) => void) => Promise<T>

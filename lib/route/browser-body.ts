@@ -1,6 +1,6 @@
 import { OsharaFieldNotAllowedError } from '../errors.js'
 import type { SessionRequest } from '../client/schemas.js'
-import { type ClientField, LIVEKIT_FIELDS } from './schemas.js'
+import { type ClientField, LIVEKIT_FIELDS } from './route-schemas.js'
 
 /** What the browser may choose, fixed at register. */
 export interface BrowserPolicy {

@@ -10,7 +10,7 @@ import type { PluginConfig } from '../options.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
 import { DisconnectSignal } from './disconnect.js'
-import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './schemas.js'
+import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './route-schemas.js'
 
 const DEFAULT_BODY_LIMIT = 16 * 1024
 const kDisconnect = Symbol('oshara disconnect signal')

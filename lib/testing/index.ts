@@ -1,0 +1,2 @@
+export { sessionStoreContract } from './store-contract.js'
+export type { SessionStoreContractCase, SessionStoreContractOptions } from './store-contract.js'
