@@ -20,8 +20,8 @@ import osharaVoice, {
 import { createOsharaEmulator, type OsharaEmulator } from 'fastify-oshara-voice/emulator'
 
 test('plugin options', () => {
-  expect<OsharaVoiceOptions>().type.toBeAssignableWith({ origin: 'https://a.example', agent: 'support-bot' })
-  expect<OsharaVoiceOptions>().type.toBeAssignableWith({
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'support-bot' })
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({
     origin: 'https://a.example',
     agent: async (request: FastifyRequest) => String(request.headers['x-agent']),
     metadata: (request: FastifyRequest) => ({ user_id: request.id }),
@@ -29,10 +29,12 @@ test('plugin options', () => {
     limits: { concurrency: 2, store: new MemorySessionStore(), onStoreError: 'allow' as const },
     routeOptions: { bodyLimit: 1024, schema: { tags: ['voice'] } }
   })
-  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ agent: 'support-bot' })
-  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ origin: 'https://a.example', agent: 'a', clientFields: ['metadata'] })
-  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ origin: 'https://a.example', agent: 'a', limits: { concurrency: 1, onStoreError: 'ignore' } })
-  expect<OsharaVoiceOptions>().type.not.toBeAssignableWith({ origin: 'https://a.example', agent: 'a', timeoutMs: '5s' })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ agent: 'support-bot' })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', clientFields: ['metadata'] })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', limits: { concurrency: 1, onStoreError: 'ignore' } })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', timeoutMs: '5s' })
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', allowedOrigins: ['https://partner.example'], public: true })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', allowedOrigins: 'https://partner.example' })
 })
 
 test('register accepts the plugin with its options', () => {
