@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { waitUntil } from './helpers/wait.js'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { MemorySessionStore, RedisSessionStore, type AcquireResult, type SessionStore, type SlotRequest } from '../lib/index.js'
@@ -25,15 +26,6 @@ function gate (): Gate {
   let open = (): void => {}
   const promise = new Promise<void>((resolve) => { open = resolve })
   return { promise, open }
-}
-
-/** Polls `condition` until it holds; fails after `timeoutMs`. Never a fixed sleep. */
-async function waitFor (condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 /** Lets pending promise jobs and the unhandled-rejection check of this turn run. */
@@ -104,7 +96,7 @@ t.test('a store answer that arrives after storeTimeoutMs leaves no reservation',
 
       store.late = undefined
       late.open()
-      await waitFor(() => store.memory.size === 0, 'the late slot is released')
+      await waitUntil(() => store.memory.size === 0, 'the late slot is released')
       t.equal(store.released.length, 1)
 
       t.equal((await post(app)).statusCode, 200, 'the same key gets a session: no 429')
@@ -126,7 +118,7 @@ t.test('a store failure that arrives after storeTimeoutMs is dropped, never an u
 
   t.equal((await post(app)).statusCode, 503)
   late.open()
-  await waitFor(() => store.answered === 1, 'the store answers')
+  await waitUntil(() => store.answered === 1, 'the store answers')
   await nextTurns()
   t.same(unhandled, [])
   t.same(store.released, [], 'a failed acquire has nothing to release')
@@ -140,7 +132,7 @@ t.test('a late "limit reached" answer needs no release', async (t) => {
   const late = store.late = gate()
   t.equal((await post(app)).statusCode, 503, 'timed out (the store would have said 429)')
   late.open()
-  await waitFor(() => store.answered === 2, 'the store answers')
+  await waitUntil(() => store.answered === 2, 'the store answers')
   await nextTurns()
   t.same(store.released, [])
   t.equal(store.memory.size, 1, 'the first session keeps its slot')
@@ -155,7 +147,7 @@ t.test('a late slot whose release fails is logged; it frees when it expires', as
   const late = store.late = gate()
   t.equal((await post(app)).statusCode, 503)
   late.open()
-  await waitFor(() => capture.lines().some((line) => /failed to release a slot/.test(String(line.msg))), 'the failed release is logged')
+  await waitUntil(() => capture.lines().some((line) => /failed to release a slot/.test(String(line.msg))), 'the failed release is logged')
   t.match(capture.lines().find((line) => /failed to release/.test(String(line.msg))), { level: 40, storeError: /release failed/ })
 })
 
@@ -179,7 +171,7 @@ t.test('a Redis command queued offline across a restart leaves no reservation', 
   })
 
   await server.stop()
-  await waitFor(() => client.status !== 'ready', 'the client sees Redis gone')
+  await waitUntil(() => client.status !== 'ready', 'the client sees Redis gone')
   const denied = await post(app)
   t.equal(denied.statusCode, 503, 'the acquire waits in the offline queue: timed out')
   t.equal(denied.json().code, 'FST_OSHARA_UNAVAILABLE')
@@ -187,7 +179,7 @@ t.test('a Redis command queued offline across a restart leaves no reservation', 
   await server.restart()
   // The queued acquire runs first and its slot is released once its answer arrives; the slot
   // would otherwise hold for pendingMs (20 s), far past this deadline.
-  await waitFor(async () => (await post(app)).statusCode === 200, 'the key gets a session again')
+  await waitUntil(async () => (await post(app)).statusCode === 200, 'the key gets a session again')
   t.equal(await client.zcard('{late:}global'), 1, 'only the new session holds a slot')
   t.equal(sessionRequests(emulator).length, 1)
 })

@@ -5,6 +5,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { RedisSessionStore } from '../lib/limits/redis-store.js'
 import { sessionStoreContract } from '../lib/testing/index.js'
 import type { AcquireResult, SlotRequest } from '../lib/limits/store.js'
+import { waitUntil } from './helpers/wait.js'
 import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
 
 const LONG_MS = 60_000
@@ -47,12 +48,6 @@ async function slotOf (store: RedisSessionStore, slotRequest: SlotRequest): Prom
   const result = await store.acquire(slotRequest)
   if (!result.ok) throw new Error(`expected a slot, got ${JSON.stringify(result)}`)
   return result.slotId
-}
-
-/** Polls `condition` until it holds (Redis keeps the time, so there is no clock to move), for at most 10 s. */
-async function waitFor (condition: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!(await condition()) && Date.now() < deadline) await sleep(10)
 }
 
 function defineTests (server: RedisServer): void {
@@ -163,7 +158,7 @@ function defineTests (server: RedisServer): void {
     t.same(await keysOf(redis, prefix), [])
 
     await slotOf(store, request('ip-short', { pendingMs: 30 }))
-    await waitFor(async () => (await keysOf(redis, prefix)).length === 0)
+    await waitUntil(async () => (await keysOf(redis, prefix)).length === 0, 'every key has expired', 10_000)
     t.same(await keysOf(redis, prefix), [], 'expired slots leave nothing either')
   })
 
