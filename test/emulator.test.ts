@@ -243,35 +243,54 @@ t.test('billing session endpoint', async (t) => {
     const active = (await post(emulator, { agent: 'support-bot', metadata, language: 'de' })).body
     const res = await billing(emulator, active.session_id)
     t.equal(res.status, 200)
+    const session = emulator.sessions.get(active.session_id)
     t.same(res.body, {
       success: true,
       message: 'OK',
       data: {
+        id: session?.summary_id,
         session_id: active.session_id,
+        tenant_id: 'tenant_local',
         character_slug: 'support-bot',
-        status: 'active',
-        started_at: emulator.sessions.get(active.session_id)?.created_at,
-        ended_at: null,
-        duration_seconds: 0,
-        language: 'de',
+        user: null,
+        room_name: active.room_name,
+        origin_url: ORIGIN,
         metadata,
-        transcript: []
+        session_duration_seconds: 0,
+        turn_count: 0,
+        interruption_count: 0,
+        llm_input_tokens: 0,
+        llm_output_tokens: 0,
+        llm_model: 'emulator-llm',
+        llm_provider: 'emulator',
+        stt_audio_seconds: 0,
+        stt_provider: 'emulator',
+        tts_characters: 0,
+        tts_provider: 'emulator',
+        estimated_cost_usd: '0.0000',
+        finalized_at: null,
+        recording_status: 'none',
+        recording_url: null,
+        recording_presigned_url: null,
+        transcript: [],
+        transcript_text: '',
+        created_at: session?.created_at
       },
       errors: null
     })
 
     emulator.endSession(active.session_id)
     const ended = await answer(await fetch(`${emulator.url}/api/billing/sessions/${active.session_id}`, { headers: { 'x-api-key': 'sk_good' } }))
-    t.match(ended.body.data, { status: 'ended', ended_at: emulator.sessions.get(active.session_id)?.ended_at })
+    t.match(ended.body.data, { finalized_at: emulator.sessions.get(active.session_id)?.ended_at, turn_count: 4 })
 
     const bare = (await post(emulator, { agent: 'bare' })).body
-    const session = emulator.sessions.get(bare.session_id)
-    if (session !== undefined) session.expiresAt = Date.parse(session.created_at) + 2000
+    const expiring = emulator.sessions.get(bare.session_id)
+    if (expiring !== undefined) expiring.expiresAt = Date.parse(expiring.created_at) + 2000
     const expiredSoon = await billing(emulator, bare.session_id)
-    t.match(expiredSoon.body.data, { status: 'active', language: null, metadata: {} })
-    if (session !== undefined) session.expiresAt = Date.now() - 1000
+    t.match(expiredSoon.body.data, { finalized_at: null, metadata: {} })
+    if (expiring !== undefined) expiring.expiresAt = Date.now() - 1000
     const expired = await billing(emulator, bare.session_id)
-    t.match(expired.body.data, { status: 'ended', ended_at: new Date(session?.expiresAt as number).toISOString() })
+    t.match(expired.body.data, { finalized_at: new Date(expiring?.expiresAt as number).toISOString() })
   })
 })
 

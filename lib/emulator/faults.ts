@@ -1,4 +1,4 @@
-import type { EmulatorFault } from './types.js'
+import type { EmulatorFault, EmulatorFaultTarget } from './types.js'
 import { jsonReply, type Reply } from './reply.js'
 
 // Enough JSON to look like the start of a session, then cut off.
@@ -6,7 +6,7 @@ const MALFORMED_BODY = '{"token": '
 // `{"padding":""}`: the bytes an oversized body has around its padding.
 const PADDING_OVERHEAD = 14
 
-/** FIFO of faults, one entry per request it applies to. */
+/** FIFO of faults, one entry per request it applies to; each request takes the first of its target. */
 export class FaultQueue {
   #queue: EmulatorFault[] = []
 
@@ -18,8 +18,9 @@ export class FaultQueue {
     this.#queue = []
   }
 
-  next (): EmulatorFault | undefined {
-    return this.#queue.shift()
+  next (target: EmulatorFaultTarget): EmulatorFault | undefined {
+    const index = this.#queue.findIndex((fault) => (fault.target ?? 'session') === target)
+    return index === -1 ? undefined : this.#queue.splice(index, 1)[0]
   }
 }
 

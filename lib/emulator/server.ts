@@ -1,14 +1,33 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { EmulatorFault, EmulatorOptions, OsharaEmulator, RecordedRequest } from './types.js'
+import type { EmulatorFault, EmulatorFaultTarget, EmulatorOptions, OsharaEmulator, RecordedRequest } from './types.js'
+import { Billing, keyScopes } from './billing.js'
 import { FaultQueue, faultReply } from './faults.js'
 import { RequestLog } from './recorder.js'
 import { jsonReply, readBody, sendReply, waitUnlessClosed, type Reply } from './reply.js'
 import { SessionBook } from './sessions.js'
 import { sessionBodyError, type SessionBody } from './validate.js'
 
-const SESSION_PATHS = new Set(['/api/agents/agent-session/', '/api/agents/agent-session'])
-const BILLING_PATH = /^\/api\/billing\/sessions\/([^/]+)\/?$/
+const NOT_FOUND = jsonReply(404, { detail: 'Not found.' })
+const FORM_RESPONSES_PATH = /^\/api\/agents\/([^/]+)\/form-responses\/?$/
+
+/** A request as a route sees it: `param` is the path's one parameter ('' when it has none). */
+interface Call {
+  req: IncomingMessage
+  param: string
+  path: string
+  query: URLSearchParams
+  body: unknown
+  rawBody: string
+}
+
+interface Route {
+  method: string
+  pattern: RegExp
+  /** The faults it takes; none when unset. */
+  target?: EmulatorFaultTarget
+  answer: (call: Call) => Reply
+}
 
 function parseJson (text: string): unknown {
   try {
@@ -16,10 +35,6 @@ function parseJson (text: string): unknown {
   } catch {
     return undefined
   }
-}
-
-function billingError (status: number, message: string): Reply {
-  return jsonReply(status, { success: false, message, data: null, errors: { detail: message } })
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {
@@ -34,8 +49,9 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 
 /** Starts a local Oshara on `host:port` (default 127.0.0.1, a free port). */
 export async function createOsharaEmulator (options: EmulatorOptions): Promise<OsharaEmulator> {
-  const apiKeys = new Set(options.apiKeys ?? [])
+  const scopes = keyScopes(options.apiKeys ?? [])
   const book = new SessionBook(options)
+  const billing = new Billing(book, scopes, () => url)
   const faults = new FaultQueue()
   const log = new RequestLog()
   const connectionIds = new WeakMap<Socket, number>()
@@ -43,16 +59,43 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
   const resetSockets = new WeakSet<Socket>()
   let connectionCount = 0
   let seq = 0
+  let url = ''
 
   const server = createServer(handle)
   server.keepAliveTimeout = 5000
   server.on('connection', (socket: Socket) => connectionIds.set(socket, ++connectionCount))
 
+  const apiKey = (req: IncomingMessage): string | undefined => req.headers['x-api-key'] as string | undefined
+  const routes: Route[] = [
+    { method: 'POST', pattern: /^\/api\/agents\/agent-session\/?$/, target: 'session', answer: ({ req, body }) => sessionReply(req, body) },
+    { method: 'GET', pattern: /^\/api\/billing\/sessions\/([^/]+)\/?$/, target: 'billing', answer: ({ req, param }) => billing.summary(apiKey(req), param) },
+    { method: 'GET', pattern: /^\/api\/billing\/usage\/?$/, target: 'usage', answer: ({ req, path, query }) => billing.usage(apiKey(req), path, query) },
+    {
+      method: 'GET',
+      pattern: FORM_RESPONSES_PATH,
+      target: 'form-responses',
+      answer: ({ req, param, path, query }) => billing.formResponses(apiKey(req), param, path, query)
+    },
+    { method: 'POST', pattern: FORM_RESPONSES_PATH, answer: ({ req, param, body }) => billing.addFormResponse(apiKey(req), param, body) },
+    // Control endpoint, without auth (the emulator is local): ends a call like `endSession`.
+    { method: 'POST', pattern: /^\/_emulator\/sessions\/([^/]+)\/end\/?$/, answer: ({ param, body, rawBody }) => book.endReply(param, rawBody === '' ? {} : body) }
+  ]
+
+  function match (method: string, path: string): { route: Route, param: string } | undefined {
+    for (const route of routes) {
+      const found = route.method === method ? route.pattern.exec(path) : null
+      if (found !== null) return { route, param: found[1] ?? '' }
+    }
+    return undefined
+  }
+
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const rawBody = await readBody(req)
     const path = (req.url as string).replace(/\?.*$/s, '')
-    const isSessionRequest = req.method === 'POST' && SESSION_PATHS.has(path)
-    const fault = isSessionRequest ? faults.next() : undefined
+    const query = new URLSearchParams((req.url as string).slice(path.length + 1))
+    const matched = match(req.method as string, path)
+    const target = matched?.route.target
+    const fault = target === undefined ? undefined : faults.next(target)
     const record = recordRequest(req, rawBody, fault)
     res.on('finish', () => {
       record.status = res.statusCode
@@ -63,9 +106,11 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
       record.aborted = true
       log.changed()
     })
-    if (!isSessionRequest) return sendReply(res, otherReply(req, path))
-    if (fault === undefined) return sendReply(res, sessionReply(req, record.body))
-    await answerWithFault(req, res, record.body, fault)
+    const answer = (): Reply => matched === undefined
+      ? NOT_FOUND
+      : matched.route.answer({ req, param: matched.param, path, query, body: record.body, rawBody })
+    if (fault === undefined) return sendReply(res, answer())
+    await answerWithFault(req, res, fault, answer)
   }
 
   function recordRequest (req: IncomingMessage, rawBody: string, fault: EmulatorFault | undefined): RecordedRequest {
@@ -84,18 +129,18 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
     return record
   }
 
-  async function answerWithFault (req: IncomingMessage, res: ServerResponse, body: unknown, fault: EmulatorFault): Promise<void> {
+  async function answerWithFault (req: IncomingMessage, res: ServerResponse, fault: EmulatorFault, answer: () => Reply): Promise<void> {
     if (fault.delayMs !== undefined && !(await waitUnlessClosed(res, fault.delayMs))) return
     if (fault.reset === true) {
       resetSockets.add(req.socket)
       req.socket.destroy()
       return
     }
-    await sendReply(res, faultReply(fault) ?? sessionReply(req, body), fault.slowBodyMs)
+    await sendReply(res, faultReply(fault) ?? answer(), fault.slowBodyMs)
   }
 
   function sessionReply (req: IncomingMessage, body: unknown): Reply {
-    const keyError = apiKeyError(req.headers['x-api-key'] as string | undefined)
+    const keyError = apiKeyError(apiKey(req))
     if (keyError !== undefined) return jsonReply(401, { detail: keyError })
     const bodyError = sessionBodyError(body)
     if (bodyError !== undefined) return jsonReply(400, { detail: bodyError })
@@ -104,24 +149,16 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
 
   function apiKeyError (key: string | undefined): string | undefined {
     if (key === undefined) return options.requireApiKey === true ? 'Authentication credentials were not provided.' : undefined
-    return apiKeys.has(key) ? undefined : 'Invalid API key.'
-  }
-
-  function otherReply (req: IncomingMessage, path: string): Reply {
-    const billing = BILLING_PATH.exec(path)
-    if (req.method !== 'GET' || billing === null) return jsonReply(404, { detail: 'Not found.' })
-    if (!apiKeys.has(req.headers['x-api-key'] as string)) return billingError(401, 'Invalid API key.')
-    const summary = book.summary(billing[1] as string)
-    if (summary === undefined) return billingError(404, 'Session not found.')
-    return jsonReply(200, { success: true, message: 'OK', data: summary, errors: null })
+    return scopes.has(key) ? undefined : 'Invalid API key.'
   }
 
   const host = options.host ?? '127.0.0.1'
   await listen(server, options.port ?? 0, host)
   const { port } = server.address() as { port: number }
+  url = `http://${host}:${port}`
 
   return {
-    url: `http://${host}:${port}`,
+    url,
     port,
     get requests () { return log.requests },
     get connectionCount () { return connectionCount },
@@ -129,7 +166,7 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
     activeSessions: (slug) => book.activeCount(slug),
     fault: (fault, times = 1) => faults.add(fault, times),
     clearFaults: () => faults.clear(),
-    endSession: (sessionId) => book.end(sessionId),
+    endSession: (sessionId, endOptions) => book.end(sessionId, endOptions),
     clearRequests: () => log.clear(),
     waitForRequest: (predicate, timeoutMs = 2000) => log.waitFor(predicate, timeoutMs),
     close: () => new Promise((resolve) => {

@@ -1,8 +1,11 @@
-import { randomBytes } from 'node:crypto'
-import type { EmulatorCharacter, EmulatorOptions, EmulatorSession } from './types.js'
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { EmulatorCharacter, EmulatorEndOptions, EmulatorOptions, EmulatorSession, EmulatorSessionSummary } from './types.js'
 import { signToken } from './jwt.js'
 import { jsonReply, type Reply } from './reply.js'
+import { callDetails, elapsedSeconds, endOptionsError, summaryOf, type CallDetails, type FinalizedCall } from './summaries.js'
 import type { SessionBody } from './validate.js'
+
+const DEFAULT_TENANT = 'tenant_local'
 
 function randomHex (bytes: number): string {
   return randomBytes(bytes).toString('hex')
@@ -20,6 +23,10 @@ export class SessionBook {
   readonly #livekitUrl: string
   readonly #livekitApiKey: string
   readonly #livekitApiSecret: string
+  readonly #finalizeDelayMs: number
+  readonly #costPerMinuteUsd: number
+  /** Details of the calls `end` ended, by session id. */
+  readonly #ended = new Map<string, CallDetails>()
 
   constructor (options: EmulatorOptions) {
     this.#characters = new Map(options.characters.map((character) => [character.slug, character]))
@@ -27,6 +34,14 @@ export class SessionBook {
     this.#livekitUrl = options.livekitUrl ?? 'ws://127.0.0.1:7880'
     this.#livekitApiKey = options.livekitApiKey ?? 'devkey'
     this.#livekitApiSecret = options.livekitApiSecret ?? 'secret'
+    this.#finalizeDelayMs = options.finalizeDelayMs ?? 0
+    this.#costPerMinuteUsd = options.costPerMinuteUsd ?? 0.05
+  }
+
+  /** The tenant of a character, undefined when the slug is unknown. */
+  tenantOf (slug: string): string | undefined {
+    const character = this.#characters.get(slug)
+    return character === undefined ? undefined : character.tenant_id ?? DEFAULT_TENANT
   }
 
   activeCount (slug?: string): number {
@@ -38,12 +53,28 @@ export class SessionBook {
     return count
   }
 
-  end (sessionId: string): boolean {
+  /** Ends a call (see `OsharaEmulator.endSession`); throws a TypeError for invalid options. */
+  end (sessionId: string, options: EmulatorEndOptions = {}): boolean {
+    const problem = endOptionsError(options)
+    if (problem !== undefined) throw new TypeError(problem)
     const session = this.sessions.get(sessionId)
     if (session === undefined || session.ended) return false
+    const endedAt = Math.min(Date.now(), session.expiresAt)
     session.ended = true
-    session.ended_at = new Date().toISOString()
+    session.ended_at = new Date(endedAt).toISOString()
+    session.end_reason = options.reason ?? 'client_left'
+    this.#ended.set(sessionId, callDetails(options, elapsedSeconds(session, endedAt), session.greeting, this.#costPerMinuteUsd))
     return true
+  }
+
+  /** The answer to `POST /_emulator/sessions/{id}/end` with `options` as its body. */
+  endReply (sessionId: string, options: unknown): Reply {
+    const problem = endOptionsError(options)
+    if (problem !== undefined) return jsonReply(400, { detail: problem })
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) return jsonReply(404, { detail: 'Session not found.' })
+    if (!this.end(sessionId, options as EmulatorEndOptions)) return jsonReply(409, { detail: 'Session already ended.' })
+    return jsonReply(200, { session_id: sessionId, ended_at: session.ended_at, end_reason: session.end_reason })
   }
 
   /** The answer to a valid session request body: 404, 403, 429 or a new session. */
@@ -58,37 +89,37 @@ export class SessionBook {
     if (limit !== undefined && this.activeCount(character.slug) >= limit) {
       return jsonReply(429, { detail: 'Concurrent session limit reached.' })
     }
-    return jsonReply(200, this.#mint(character, body))
+    return jsonReply(200, this.#mint(character, body, origin))
   }
 
-  /** The billing summary of a session, or undefined when unknown. */
-  summary (sessionId: string): Record<string, unknown> | undefined {
-    const session = this.sessions.get(sessionId)
-    if (session === undefined) return undefined
-    const now = Date.now()
-    const endedAt = endTime(session, now)
-    return {
-      session_id: session.session_id,
-      character_slug: session.character_slug,
-      status: endedAt === undefined ? 'active' : 'ended',
-      started_at: session.created_at,
-      ended_at: endedAt === undefined ? null : new Date(endedAt).toISOString(),
-      duration_seconds: Math.round(((endedAt ?? now) - Date.parse(session.created_at)) / 1000),
-      language: session.language ?? null,
-      metadata: session.metadata ?? {},
-      transcript: []
-    }
+  /** The billing summary of `session` as of now. */
+  summary (session: EmulatorSession): EmulatorSessionSummary {
+    return summaryOf(session, this.#finalized(session, Date.now()))
   }
 
-  #mint (character: EmulatorCharacter, body: SessionBody): Record<string, unknown> {
+  /** The call, when it is over (ended, or its token expired) and its summary finalized by `now`. */
+  #finalized (session: EmulatorSession, now: number): FinalizedCall | undefined {
+    const ended = this.#ended.get(session.session_id)
+    const endedAt = ended === undefined ? session.expiresAt : Date.parse(session.ended_at as string)
+    const finalizedAt = endedAt + this.#finalizeDelayMs
+    if (finalizedAt > now) return undefined
+    return { finalizedAt, details: ended ?? callDetails({}, elapsedSeconds(session, endedAt), session.greeting, this.#costPerMinuteUsd) }
+  }
+
+  #mint (character: EmulatorCharacter, body: SessionBody, origin: string | undefined): Record<string, unknown> {
     const now = Date.now()
     const session: EmulatorSession = {
+      summary_id: randomUUID(),
+      tenant_id: character.tenant_id ?? DEFAULT_TENANT,
       session_id: `sess_${randomHex(8)}`,
       character_slug: character.slug,
       room_name: `oshara-voice-${character.slug}-${randomHex(4)}`,
       participant_identity: `user-${randomHex(4)}`,
       language: body.language ?? character.language,
       metadata: body.metadata,
+      // `create` only mints for an allowed Origin.
+      origin_url: body.origin_url ?? origin as string,
+      greeting: body.greeting ?? character.greeting ?? '',
       created_at: new Date(now).toISOString(),
       expiresAt: now + this.#ttlSeconds * 1000,
       ended: false
@@ -103,7 +134,7 @@ export class SessionBook {
       expires_in_seconds: this.#ttlSeconds,
       character_slug: character.slug,
       system_prompt: body.system_prompt ?? character.system_prompt ?? '',
-      greeting: body.greeting ?? character.greeting ?? ''
+      greeting: session.greeting
     }
   }
 
@@ -126,10 +157,4 @@ export class SessionBook {
 
 function isActive (session: EmulatorSession, now: number): boolean {
   return !session.ended && session.expiresAt > now
-}
-
-/** When the session ended (explicitly, or by expiring), in epoch ms; undefined while active. */
-function endTime (session: EmulatorSession, now: number): number | undefined {
-  if (session.ended_at !== undefined) return Date.parse(session.ended_at)
-  return session.expiresAt <= now ? session.expiresAt : undefined
 }

@@ -9,15 +9,30 @@ export interface EmulatorCharacter {
   max_concurrent_sessions?: number
   /** An inactive character answers 404 like an unknown slug. Default true. */
   active?: boolean
+  /** The tenant its sessions belong to (`tenant_id` of their summaries). Default `tenant_local`. */
+  tenant_id?: string
+}
+
+/**
+ * An API key that reads only part of the account: the sessions and form responses of one
+ * tenant and/or of some characters. Anything outside it answers 404 as if it did not exist, and
+ * usage lists leave it out. Scoping limits reads only: the key is valid on the session endpoint.
+ */
+export interface EmulatorApiKey {
+  key: string
+  tenant_id?: string
+  /** Character slugs it may read. */
+  characters?: string[]
 }
 
 export interface EmulatorOptions {
   characters: EmulatorCharacter[]
   /**
-   * Valid `X-API-Key` values. The billing endpoint requires one; the session endpoint answers
-   * 401 to a key that is sent but not listed (and to none at all when `requireApiKey`).
+   * Valid `X-API-Key` values. The billing and form-response endpoints require one; the session
+   * endpoint answers 401 to a key that is sent but not listed (and to none at all when
+   * `requireApiKey`). A plain string reads everything; an `EmulatorApiKey` reads its scope.
    */
-  apiKeys?: string[]
+  apiKeys?: Array<string | EmulatorApiKey>
   /** The session endpoint refuses calls without a valid key. Default false. */
   requireApiKey?: boolean
   /** `expires_in_seconds` of minted sessions and the token `exp`. Default 3600. */
@@ -28,6 +43,13 @@ export interface EmulatorOptions {
   livekitApiKey?: string
   /** HS256 secret for tokens. Default `secret`. */
   livekitApiSecret?: string
+  /**
+   * Time between the end of a call and its summary being finalized (`finalized_at` set, with
+   * duration, transcript and cost): Oshara computes it after the room closes. Default 0.
+   */
+  finalizeDelayMs?: number
+  /** Rate of the default `estimated_cost_usd` of an ended call, in USD per minute. Default 0.05. */
+  costPerMinuteUsd?: number
   /** Keep every request in `requests`. Default true; false for long runs (benchmarks, a demo left open). */
   record?: boolean
   /** Default 0: a free port. */
@@ -37,11 +59,19 @@ export interface EmulatorOptions {
 }
 
 /**
- * A fault applied to the next session request(s). Fields combine: `delayMs` waits before
+ * The requests a fault applies to: `session` the session POST, `billing` the summary GET
+ * (`/api/billing/sessions/{id}/`), `usage` the usage GET, `form-responses` the form-response GET.
+ */
+export type EmulatorFaultTarget = 'session' | 'billing' | 'usage' | 'form-responses'
+
+/**
+ * A fault applied to the next request(s) of its `target`. Fields combine: `delayMs` waits before
  * anything else; then exactly one of `reset`, `status`, `malformed`, `oversizedBytes`,
  * `slowBodyMs` decides the answer (in that order of precedence).
  */
 export interface EmulatorFault {
+  /** Default `session`. Each request takes the first queued fault of its target. */
+  target?: EmulatorFaultTarget
   /** Wait this long before answering (slow headers). */
   delayMs?: number
   /** Destroy the connection after reading the request, without answering. */
@@ -94,9 +124,156 @@ export interface EmulatorSession {
   created_at: string
   /** epoch ms */
   expiresAt: number
+  /** Set by `endSession` (a session whose token expired is over too, but stays `false`). */
   ended: boolean
-  /** ISO time `endSession` ended it. */
+  /** ISO time the call ended: when `endSession` was called, or the token expiry if that came first. */
   ended_at?: string
+  /** Why `endSession` ended it. */
+  end_reason?: EmulatorEndReason
+  /** The summary's `id`. */
+  summary_id: string
+  tenant_id: string
+  /** The request's `origin_url`, else its `Origin` header. */
+  origin_url: string
+  /** The greeting it was minted with (`''` for none); the default transcript opens with it. */
+  greeting: string
+}
+
+/** Why a call ended. The emulator only stores it (`EmulatorSession.end_reason`). */
+export type EmulatorEndReason = 'agent_hangup' | 'client_left' | 'tab_crashed' | (string & {})
+
+export interface EmulatorTranscriptLine {
+  role: 'user' | 'assistant'
+  text: string
+}
+
+/**
+ * How a call ended, as `endSession(id, options)` and `POST /_emulator/sessions/{id}/end` take it.
+ * Defaults: the real elapsed time; a transcript of four lines opening with the session's greeting;
+ * a cost of `costPerMinuteUsd` (0.05) per minute of duration; reason `client_left`.
+ */
+export interface EmulatorEndOptions {
+  /** A finite number >= 0. */
+  durationSeconds?: number
+  transcript?: EmulatorTranscriptLine[]
+  /** A number >= 0 or a decimal string (`"0.0123"`); shown rounded to 4 decimals. */
+  costUsd?: number | string
+  reason?: EmulatorEndReason
+}
+
+/** A line of a summary's transcript: `ts` is an ISO time, turns spread evenly over the call. */
+export interface EmulatorTranscriptEntry extends EmulatorTranscriptLine {
+  /** 0-based. */
+  turn_index: number
+  ts: string
+}
+
+/**
+ * `data` of `GET /api/billing/sessions/{id}/`. Until `finalized_at` is set (while the call runs,
+ * and for `finalizeDelayMs` after it ends) the figures are zero: duration, counts, tokens,
+ * characters, audio seconds, cost `"0.0000"`, an empty transcript. Once finalized:
+ * `turn_count` = transcript lines, `llm_input_tokens`/`llm_output_tokens` = characters of the
+ * user/assistant lines / 4 (rounded up, per line), `tts_characters` = characters of the assistant
+ * lines, `stt_audio_seconds` = the duration. A call whose token expires is finalized at its expiry.
+ */
+export interface EmulatorSessionSummary {
+  /** A UUID, not the session id. */
+  id: string
+  session_id: string
+  tenant_id: string
+  character_slug: string
+  /** Always null: sessions minted by Origin have no Oshara user. */
+  user: null
+  room_name: string
+  /** The session request's `origin_url`, else its `Origin` (null in the type: Oshara may leave it out). */
+  origin_url: string | null
+  /** `{}` when minted without. */
+  metadata: Record<string, unknown>
+  session_duration_seconds: number
+  turn_count: number
+  /** Always 0. */
+  interruption_count: number
+  llm_input_tokens: number
+  llm_output_tokens: number
+  /** `emulator-llm`. */
+  llm_model: string
+  /** `emulator` (so are `stt_provider` and `tts_provider`). */
+  llm_provider: string
+  stt_audio_seconds: number
+  stt_provider: string
+  tts_characters: number
+  tts_provider: string
+  /** A decimal string with 4 decimals, e.g. `"0.0750"`. */
+  estimated_cost_usd: string
+  /** ISO time; null until the call is over and its summary computed. */
+  finalized_at: string | null
+  /** Always `none`: the emulator records no audio (the URLs are null). */
+  recording_status: string
+  recording_url: string | null
+  recording_presigned_url: string | null
+  transcript: EmulatorTranscriptEntry[]
+  /** The transcript as `role: text` lines joined by `\n`; `''` while empty. */
+  transcript_text: string
+  created_at: string
+}
+
+/**
+ * An item of `GET /api/agents/{slug}/form-responses/` (`data` is an `EmulatorPage` of them; filters
+ * `session_id`, `form_id`). `POST` there with `{ form_id, session_id, values }` records one: 201
+ * with it as `data`; 400 for a bad body, 404 when the session is not one of that character's.
+ */
+export interface EmulatorFormResponse {
+  /** A UUID. */
+  id: string
+  form_id: string
+  session_id: string
+  values: Record<string, unknown>
+  created_at: string
+}
+
+/**
+ * A page of a list, ordered by `created_at` ascending. `next`/`previous`: the absolute URL of that
+ * page (the same query with `page` set), or null. Query: `page` (1-based, default 1; past the last
+ * page 404 `Invalid page.`; not a positive integer 400), `page_size` (default 50; 1 to 200, else 400).
+ */
+export interface EmulatorPage<T> {
+  /** Items on all pages. */
+  count: number
+  next: string | null
+  previous: string | null
+  results: T[]
+}
+
+/** Sums over every page of a usage list. */
+export interface EmulatorUsageTotals {
+  sessions: number
+  session_duration_seconds: number
+  /** A decimal string with 4 decimals. */
+  estimated_cost_usd: string
+  llm_input_tokens: number
+  llm_output_tokens: number
+  tts_characters: number
+  stt_audio_seconds: number
+}
+
+/**
+ * `data` of `GET /api/billing/usage/`: the summaries the key can read. Filters: `character_slug`,
+ * `tenant_id`, `start` <= `created_at` < `end` (ISO times; another value answers 400).
+ */
+export interface EmulatorUsagePage extends EmulatorPage<EmulatorSessionSummary> {
+  totals: EmulatorUsageTotals
+}
+
+/**
+ * Every billing and form-response answer: `{ success: true, message: 'OK', data, errors: null }`
+ * (`message: 'Created'` for a recorded form response), or
+ * `{ success: false, message, data: null, errors: { detail: message } }` with 400, 401 or 404.
+ */
+export interface EmulatorEnvelope<T> {
+  success: boolean
+  message: string
+  data: T | null
+  errors: { detail: string } | null
 }
 
 export interface OsharaEmulator {
@@ -111,12 +288,17 @@ export interface OsharaEmulator {
   readonly sessions: ReadonlyMap<string, EmulatorSession>
   /** Active (not ended, not expired) sessions, optionally of one character. */
   activeSessions (slug?: string): number
-  /** Queue a fault for the next `times` (default 1) session requests. */
+  /** Queue a fault for the next `times` (default 1) requests of its `target` (default: session requests). */
   fault (fault: EmulatorFault, times?: number): void
   /** Drop queued faults. */
   clearFaults (): void
-  /** End a session: frees its concurrency slot. False when unknown or already ended. */
-  endSession (sessionId: string): boolean
+  /**
+   * End a call as Oshara would see it: frees its concurrency slot, and its summary is finalized
+   * `finalizeDelayMs` later. False when unknown or already ended. Throws a TypeError for invalid
+   * options. A session whose token expired can still be ended: the options replace the generated
+   * details, the end time stays the expiry.
+   */
+  endSession (sessionId: string, options?: EmulatorEndOptions): boolean
   /** Forget recorded requests (sessions and faults stay). */
   clearRequests (): void
   /** Resolves once `predicate` holds for some recorded request, or rejects after `timeoutMs` (default 2000). */

@@ -5,6 +5,7 @@ export interface SessionBody {
   language?: string
   system_prompt?: string
   greeting?: string
+  origin_url?: string
   metadata?: Record<string, unknown>
 }
 
