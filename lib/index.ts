@@ -8,7 +8,15 @@ export type { AbortSignalLike, CallOptions, OsharaClient } from './client/client
 export type { OsharaClientOptions, OsharaLogger } from './client/options.js'
 export type { RetryOptions } from './client/retry.js'
 export type { BreakerOptions } from './client/breaker.js'
-export type { OsharaSession, OsharaSessionSummary, SessionOverrides, SessionRequest } from './client/schemas.js'
+export type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
+export type {
+  ListFormResponsesFilters,
+  ListSessionsFilters,
+  OsharaFormResponse,
+  OsharaSessionList,
+  OsharaSessionSummary,
+  OsharaUsageTotals
+} from './client/summaries.js'
 export {
   OsharaAbortedError,
   OsharaAgentNotFoundError,

@@ -16,12 +16,22 @@ import { type ClientConfig, normalizeClientOptions, type OsharaClientOptions, ty
 import { callSecrets } from './redact.js'
 import { backoffDelay, isRetryable, serverDelayMs } from './retry.js'
 import {
-  checkBillingEnvelope,
+  checkFormResponsesEnvelope,
+  checkSummaryEnvelope,
+  checkUsageEnvelope,
+  type ListFormResponsesFilters,
+  type ListSessionsFilters,
+  type OsharaFormResponse,
+  type OsharaSessionList,
+  type OsharaSessionSummary,
+  type OsharaUsageTotals,
+  queryOf
+} from './summaries.js'
+import {
   checkSessionRequest,
   checkSessionResponse,
   mcpHeadersProblem,
   type OsharaSession,
-  type OsharaSessionSummary,
   type SessionRequest
 } from './schemas.js'
 
@@ -48,12 +58,21 @@ export interface OsharaClient {
   createSession (body: SessionRequest, options?: CallOptions): Promise<OsharaSession>
   /** One session's billing summary and transcript (`GET /api/billing/sessions/{id}/`, needs `apiKey`); resolves to its `data`. */
   getSession (sessionId: string, options?: CallOptions): Promise<OsharaSessionSummary>
+  /**
+   * Every session summary the filters select (`GET /api/billing/usage/`, needs `apiKey`), one page
+   * in memory at a time: `for await (const summary of client.listSessions({ start }))`; `totals()`
+   * gives the totals over all pages.
+   */
+  listSessions (filters?: ListSessionsFilters, options?: CallOptions): OsharaSessionList
+  /** The form responses of a character (`GET /api/agents/{slug}/form-responses/`, needs `apiKey`), page after page. */
+  listFormResponses (slug: string, filters?: ListFormResponsesFilters, options?: CallOptions): AsyncIterable<OsharaFormResponse>
   /** Ends the client's own connection pool (never a `dispatcher` passed in). Later calls fail with `FST_OSHARA_UNAVAILABLE`. */
   close (): Promise<void>
 }
 
 const SESSION_PATH = '/api/agents/agent-session/'
 const BILLING_PATH = '/api/billing/sessions/'
+const USAGE_PATH = '/api/billing/usage/'
 const MAX_BODY_BYTES = 1024 * 1024
 const CONNECT_TIMEOUT_MS = 3000
 const TIMEOUT = Symbol('timeout')
@@ -134,15 +153,34 @@ class SessionClient implements OsharaClient {
     if (typeof sessionId !== 'string' || sessionId === '') {
       return Promise.reject(new OsharaInvalidSessionError('getSession needs a non-empty session id'))
     }
+    return this.read(`${BILLING_PATH}${encodeURIComponent(sessionId)}/`, parseSummary, options)
+  }
+
+  listSessions (filters: ListSessionsFilters = {}, options: CallOptions = {}): OsharaSessionList {
+    let first: Promise<UsagePage> | undefined
+    const fetchPage = (page: number): Promise<UsagePage> => this.read(`${USAGE_PATH}?${queryOf(filters, page)}`, parseUsage, options)
+    return {
+      totals: async () => (await (first ??= fetchPage(1))).totals ?? {},
+      [Symbol.asyncIterator]: () => pages((page) => page === 1 ? (first ??= fetchPage(1)) : fetchPage(page))
+    }
+  }
+
+  listFormResponses (slug: string, filters: ListFormResponsesFilters = {}, options: CallOptions = {}): AsyncIterable<OsharaFormResponse> {
+    const path = `/api/agents/${encodeURIComponent(slug)}/form-responses/`
+    return { [Symbol.asyncIterator]: () => pages((page) => this.read(`${path}?${queryOf(filters, page)}`, parseFormResponses, options)) }
+  }
+
+  /** A GET of the read API: safe to retry, and never counted by the breaker that guards minting. */
+  private read<T> (path: string, parse: Parse<T>, options: CallOptions): Promise<T> {
     return this.call({
       method: 'GET',
-      path: `${this.config.basePath}${BILLING_PATH}${encodeURIComponent(sessionId)}/`,
+      path: this.config.basePath + path,
       body: null,
       headers: this.getHeaders,
       idempotent: true,
       agent: undefined,
       context: this.billingContext,
-      parse: parseBilling
+      parse
     }, options)
   }
 
@@ -157,7 +195,9 @@ class SessionClient implements OsharaClient {
     const requestId = options.requestId ?? randomUUID()
     if (signal?.aborted === true) throw aborted(requestId, 0)
     if (this.closed) throw new OsharaUnavailableError('The voice session client is closed.', { requestId })
-    const wait = this.breaker?.admit(Date.now()) ?? 0
+    // Reads (GET) neither wait for nor count toward the breaker: a billing outage must not stop minting.
+    const breaker = endpoint.idempotent ? undefined : this.breaker
+    const wait = breaker?.admit(Date.now()) ?? 0
     if (wait > 0) {
       throw new OsharaUnavailableError('The voice service is temporarily unavailable. Try again shortly.', {
         requestId, retryAfterMs: wait, detail: 'circuit open'
@@ -176,7 +216,7 @@ class SessionClient implements OsharaClient {
       const timeoutMs = Math.max(1, Math.min(this.config.timeoutMs, deadline - Date.now()))
       const result = await this.attempt(endpoint, timeoutMs, requestId, signal)
       if (!isFailure(result)) {
-        this.breaker?.recordSuccess()
+        breaker?.recordSuccess()
         if (endpoint.agent !== undefined) {
           log?.info({
             requestId, session_id: (result as OsharaSession).session_id, agent: endpoint.agent, attempts, durationMs: Date.now() - started
@@ -204,16 +244,8 @@ class SessionClient implements OsharaClient {
     }
     error.attempts = attempts
     error.requestId = requestId
-    this.recordForBreaker(error)
+    if (breaker !== undefined) recordForBreaker(breaker, error)
     throw error
-  }
-
-  private recordForBreaker (error: OsharaError): void {
-    if (this.breaker === undefined) return
-    const count = FAILURES[error.code].breaker
-    if (count === 'failure') this.breaker.recordFailure(Date.now())
-    else if (count === 'neutral') this.breaker.recordNeutral()
-    else this.breaker.recordSuccess()
   }
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
@@ -274,6 +306,29 @@ function abortOnTimeout (abort: AttemptAbort): void {
 function thrownError (cause: unknown, signal: AttemptAbort, timeoutMs: number, requestId: string): OsharaError {
   if (!signal.aborted) return classifyNetworkError(cause)
   return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)
+}
+
+function recordForBreaker (breaker: CircuitBreaker, error: OsharaError): void {
+  const count = FAILURES[error.code].breaker
+  if (count === 'failure') breaker.recordFailure(Date.now())
+  else if (count === 'neutral') breaker.recordNeutral()
+  else breaker.recordSuccess()
+}
+
+interface Page<T> {
+  next?: string | null | undefined
+  results: T[]
+}
+
+type UsagePage = Page<OsharaSessionSummary> & { totals?: OsharaUsageTotals | undefined }
+
+/** Items of page 1, 2, ... fetched one page at a time, until a page says there is no next one. */
+async function * pages<T> (fetchPage: (page: number) => Promise<Page<T>>): AsyncGenerator<T> {
+  for (let page = 1; ; page++) {
+    const { results, next } = await fetchPage(page)
+    yield * results
+    if (typeof next !== 'string' || results.length === 0) return
+  }
 }
 
 function isFailure<T> (result: T | AttemptFailure): result is AttemptFailure {
@@ -342,9 +397,16 @@ function parseSession (text: string, status: number): OsharaSession | OsharaErro
   return session
 }
 
-function parseBilling (text: string, status: number): OsharaSessionSummary | OsharaError {
-  const body = parseJson(text, status)
-  if (body instanceof Error) return body as OsharaError
-  if (!checkBillingEnvelope.Check(body)) return badResponse('not a billing envelope with success: true and data', status)
-  return (body as { data: OsharaSessionSummary }).data
+/** The `data` of an Oshara envelope (`{ success: true, data }`) whose shape `check` accepts. */
+function parseEnvelope<T> (check: { Check: (value: unknown) => boolean }, what: string): Parse<T> {
+  return (text, status) => {
+    const body = parseJson(text, status)
+    if (body instanceof Error) return body as OsharaError
+    if (!check.Check(body)) return badResponse(`not a billing envelope with success: true and ${what}`, status)
+    return (body as { data: T }).data
+  }
 }
+
+const parseSummary = parseEnvelope<OsharaSessionSummary>(checkSummaryEnvelope, 'a session summary')
+const parseUsage = parseEnvelope<UsagePage>(checkUsageEnvelope, 'a page of session summaries')
+const parseFormResponses = parseEnvelope<Page<OsharaFormResponse>>(checkFormResponsesEnvelope, 'a page of form responses')

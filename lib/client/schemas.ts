@@ -38,18 +38,6 @@ export interface OsharaSession extends Static<typeof SessionResponseSchema> {
   [field: string]: unknown
 }
 
-/** `GET /api/billing/sessions/{id}/` wraps its answer in this envelope. */
-export const BillingEnvelopeSchema = Type.Object({
-  success: Type.Literal(true),
-  data: Type.Object({}, { additionalProperties: true })
-})
-
-/** One session's billing summary and transcript, as Oshara returns it. */
-export interface OsharaSessionSummary {
-  session_id?: string
-  [field: string]: unknown
-}
-
 /** An HTTP field name is an RFC 9110 token. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** A field value may hold no control character but HTAB: no CR, LF (header injection) or NUL. */
@@ -76,4 +64,3 @@ export function mcpHeadersProblem (headers: Record<string, string> | undefined):
 
 export const checkSessionRequest = TypeCompiler.Compile(SessionRequestSchema)
 export const checkSessionResponse = TypeCompiler.Compile(SessionResponseSchema)
-export const checkBillingEnvelope = TypeCompiler.Compile(BillingEnvelopeSchema)
