@@ -1,19 +1,5 @@
-// The part of autocannon 8's library API the benchmarks use (the package ships no types).
+// The part of autocannon 8's library API the benchmark uses (the package ships no types).
 declare module 'autocannon' {
-  export interface Histogram {
-    average: number
-    mean: number
-    stddev: number
-    min: number
-    max: number
-    total: number
-    p50: number
-    p90: number
-    p97_5: number
-    p99: number
-    p99_9: number
-  }
-
   export interface Options {
     url: string
     method?: string
@@ -21,22 +7,15 @@ declare module 'autocannon' {
     body?: string
     connections?: number
     duration?: number
-    amount?: number
-    pipelining?: number
-    timeout?: number
   }
 
   export interface Result {
-    duration: number
+    '2xx': number
+    non2xx: number
     errors: number
     timeouts: number
-    non2xx: number
-    resets: number
-    '2xx': number
-    statusCodeStats: Record<string, { count: number }>
-    latency: Histogram
-    requests: Histogram & { sent: number }
-    throughput: Histogram
+    latency: { p50: number, p99: number }
+    requests: { average: number }
   }
 
   function autocannon (options: Options): Promise<Result>

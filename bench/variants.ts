@@ -1,0 +1,128 @@
+// The servers under test, one entry each. The runner (bench/run.ts) measures them in this order;
+// each runs in its own process (bench/child.ts). To add one (the plugin with session tracking,
+// with a quota, ...), add an entry whose `setup` registers `POST /voice-token` on `app`.
+import { randomUUID } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Redis } from 'ioredis'
+import { Pool } from 'undici'
+// The built package (dist/), resolved through its `exports` as an application resolves it.
+import osharaVoice, { RedisSessionStore, VERSION, type OsharaVoiceOwnClientOptions } from 'fastify-oshara-voice'
+
+export const ORIGIN = 'https://app.example.com'
+export const AGENT = 'support-bot'
+export const ROUTE = '/voice-token'
+const SESSION_PATH = '/api/agents/agent-session/'
+
+export interface Upstreams {
+  /** The emulator's base URL. */
+  oshara: string
+  /** The run's redis-server, when there is one. */
+  redis: string | undefined
+}
+
+export interface Variant {
+  label: string
+  /** Needs `upstreams.redis`: skipped, with a note, without a redis-server. */
+  redis?: boolean
+  /** Registers the route; resolves to what closes the variant's own clients. */
+  setup: (app: FastifyInstance, upstreams: Upstreams) => Promise<() => Promise<void>>
+}
+
+/** The logged-in user's context, sent upstream as `metadata` by every variant. */
+function userContext (_request: FastifyRequest): Record<string, string> {
+  return { user_id: 'user-1042', email: 'ada@example.com', plan: 'pro', org_id: 'org-7', locale: 'en-GB' }
+}
+
+/** The upstream body the plugin sends for the browser's `{"language":"en"}`. */
+function upstreamBody (request: FastifyRequest): string {
+  const { language } = request.body as { language?: string }
+  return JSON.stringify({ agent: AGENT, language, metadata: userContext(request) })
+}
+
+interface UpstreamSession {
+  token: string
+  livekit_url: string
+  session_id: string
+  room_name: string
+  participant_identity: string
+  expires_in_seconds: number
+}
+
+/** The plugin's reply fields. */
+function replyOf (session: UpstreamSession): Record<string, unknown> {
+  return {
+    token: session.token,
+    livekit_url: session.livekit_url,
+    session_id: session.session_id,
+    room_name: session.room_name,
+    participant_identity: session.participant_identity,
+    expires_in_seconds: session.expires_in_seconds,
+    server_url: session.livekit_url,
+    participant_token: session.token
+  }
+}
+
+async function registerPlugin (app: FastifyInstance, oshara: string, extra: Partial<OsharaVoiceOwnClientOptions> = {}): Promise<void> {
+  await app.register(osharaVoice, { origin: ORIGIN, agent: AGENT, baseUrl: oshara, metadata: userContext, ...extra })
+}
+
+let nextKey = 0
+/** One limiter key per request (as many users, one session each): nothing is ever refused, and slots expire after 10 s. */
+const spreadLimits = { concurrency: 1000, key: () => `user-${nextKey++}`, holdMs: 10_000 }
+
+const nothing = async (): Promise<void> => {}
+
+export const VARIANTS: Record<string, Variant> = {
+  A: {
+    label: 'A: the plugin',
+    setup: async (app, { oshara }) => {
+      await registerPlugin(app, oshara)
+      return nothing
+    }
+  },
+  'A+memory': {
+    label: 'A + limits, memory store',
+    setup: async (app, { oshara }) => {
+      await registerPlugin(app, oshara, { limits: spreadLimits })
+      return nothing
+    }
+  },
+  'A+Redis': {
+    label: 'A + limits, Redis store',
+    redis: true,
+    setup: async (app, { oshara, redis }) => {
+      const client = new Redis(redis as string)
+      await registerPlugin(app, oshara, { limits: { ...spreadLimits, store: new RedisSessionStore({ client }) } })
+      return async () => { await client.quit() }
+    }
+  },
+  B: {
+    label: 'B: undici Pool.request (floor)',
+    setup: async (app, { oshara }) => {
+      const pool = new Pool(oshara)
+      const headers = ['content-type', 'application/json', 'accept', 'application/json', 'origin', ORIGIN, 'user-agent', `fastify-oshara-voice/${VERSION}`]
+      app.post(ROUTE, async (request, reply) => {
+        const response = await pool.request({ path: SESSION_PATH, method: 'POST', headers: [...headers, 'x-request-id', randomUUID()], body: upstreamBody(request) })
+        if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`)
+        const session = await response.body.json() as UpstreamSession
+        reply.header('cache-control', 'no-store')
+        return replyOf(session)
+      })
+      return () => pool.close()
+    }
+  },
+  C: {
+    label: 'C: fetch per request (seed)',
+    setup: async (app, { oshara }) => {
+      app.post(ROUTE, async (request) => {
+        const session = await fetch(oshara + SESSION_PATH, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Origin: ORIGIN },
+          body: upstreamBody(request)
+        }).then((r) => r.json()) as UpstreamSession
+        return replyOf(session)
+      })
+      return nothing
+    }
+  }
+}
