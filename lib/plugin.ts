@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { OsharaSession } from './client/schemas.js'
 import { invalidOption, OsharaInvalidSessionError } from './errors.js'
 import { mint } from './mint.js'
-import { normalizePluginOptions, type PluginConfig } from './options.js'
+import { normalizePluginOptions, type PluginConfig } from './options/normalize.js'
 import { registerRoutes } from './route/routes.js'
 import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaVoiceOptions } from './types.js'
 

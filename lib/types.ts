@@ -5,6 +5,9 @@ import type { OsharaSession, SessionOverrides, SessionRequest } from './client/s
 import type { SessionStore } from './limits/store.js'
 import type { ClientField } from './route/route-schemas.js'
 
+// The names, defaults and checks of the option types below live in lib/options/registry.ts,
+// whose groups fail the typecheck when they and these types differ by a name.
+
 type MaybePromise<T> = T | Promise<T>
 
 /** The user's context passed upstream as `metadata` (user_id, email, plan, ...). */

@@ -56,6 +56,31 @@ export function refuseUnsetFunctions (prefix: string, object: Record<string, unk
   }
 }
 
+/** An object with these methods (a dispatcher, a logger). */
+export function methodsOption<T> (name: string, value: unknown, methods: readonly string[], fix: string): T {
+  if (value === null || typeof value !== 'object' || !methods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function')) {
+    throw invalidOption(name, `must be an object with ${methods.map((method) => `${method}()`).join(' and ')}, got ${describe(value)}`, fix)
+  }
+  return value as T
+}
+
+/** An absolute http(s) origin without path (a trailing slash is dropped). */
+export function normalizeOrigin (name: string, value: unknown): string {
+  const fix = `set ${name} to your site's origin, scheme and host only, e.g. 'https://app.example.com'`
+  if (typeof value !== 'string' || value === '') throw invalidOption(name, `is required and must be a string, got ${describe(value)}`, fix)
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw invalidOption(name, `is not an absolute URL: ${describe(value)}`, fix)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidOption(name, `must use http or https, got ${url.protocol}`, fix)
+  if (url.origin !== value.replace(/\/$/, '')) {
+    throw invalidOption(name, `must be an origin without path, query, credentials or upper case: ${describe(value)}`, `use '${url.origin}'`)
+  }
+  return url.origin
+}
+
 export function stringListOption (name: string, value: unknown, fix: string): string[] | undefined {
   if (value === undefined) return undefined
   if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string' && item.length > 0)) {

@@ -1,3 +1,4 @@
+// Names, defaults and checks of these options: BREAKER_OPTIONS in lib/options/registry.ts.
 export interface BreakerOptions {
   /** Consecutive failed calls (unreachable, 5xx, timeout) that open the circuit. Default 5. */
   failureThreshold?: number

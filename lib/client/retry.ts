@@ -1,6 +1,7 @@
 import type { OsharaError } from '../errors.js'
 import { FAILURES } from '../failures.js'
 
+// Names, defaults and checks of these options: RETRY_OPTIONS in lib/options/registry.ts.
 export interface RetryOptions {
   /** Retries after the first attempt. Default 2. */
   retries?: number
@@ -28,17 +29,8 @@ export interface RetryPolicy {
   readonly on429: boolean
 }
 
-export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
-  retries: 2,
-  minDelayMs: 250,
-  maxDelayMs: 2000,
-  maxRetryAfterMs: 5000,
-  statusCodes: new Set([503]),
-  onTimeout: false,
-  on429: false
-})
-
-export const NO_RETRY: RetryPolicy = Object.freeze({ ...DEFAULT_RETRY, retries: 0 })
+/** The policy when `retry` is left out; its values are `DEFAULTS.retry` in the option registry. */
+export { DEFAULT_RETRY } from '../options/registry.js'
 
 /** Full jitter: a uniform delay in [0, min(maxDelayMs, minDelayMs * 2^retryIndex)). */
 export function backoffDelay (policy: RetryPolicy, retryIndex: number): number {

@@ -6,13 +6,12 @@ import type { OsharaSession, SessionRequest } from '../client/schemas.js'
 import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
 import { mint } from '../mint.js'
-import type { PluginConfig } from '../options.js'
+import type { PluginConfig } from '../options/normalize.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
 import { DisconnectSignal } from './disconnect.js'
 import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './route-schemas.js'
 
-const DEFAULT_BODY_LIMIT = 16 * 1024
 const kDisconnect = Symbol('oshara disconnect signal')
 
 /** TypeBox validates without coercion, whatever the app's Ajv settings: wrong types are a 400. */
@@ -71,7 +70,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig):
     onRequest: around(onRequest, watchDisconnect, undefined),
     preParsing: around(preParsing, undefined, acceptEmptyJson),
     preValidation: around(preValidation, undefined, refuseFields),
-    bodyLimit: bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     validatorCompiler: validateWithoutCoercion,
     schema: {
       ...docs,

@@ -1,0 +1,86 @@
+import type { FastifyRequest } from 'fastify'
+import type { TObject } from '@sinclair/typebox'
+import { createOsharaClient, type OsharaClient } from '../client/client.js'
+import type { OsharaClientOptions } from '../client/options.js'
+import { invalidOption } from '../errors.js'
+import { SessionLimiter } from '../limits/limiter.js'
+import type { BrowserPolicy } from '../route/browser-body.js'
+import { buildBodySchema, type ClientField } from '../route/route-schemas.js'
+import type { OsharaVoiceOptions } from '../types.js'
+import { objectOption } from '../validate.js'
+import { checkGroup, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
+
+type MaybePromise<T> = T | Promise<T>
+
+type Given = Normalized<typeof PLUGIN_OPTIONS>
+
+/**
+ * The plugin's options, checked and normalised once at register; never re-read per request. The
+ * options used as their checks returned them come straight from `PLUGIN_OPTIONS`; the rest are
+ * turned into what the route needs.
+ */
+export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client'> {
+  /** The slug when `agent` is a string. */
+  readonly agentSlug: string | undefined
+  readonly resolveAgent: ((request: FastifyRequest) => MaybePromise<string>) | undefined
+  readonly policy: BrowserPolicy
+  readonly bodySchema: TObject
+  readonly limiter: SessionLimiter | undefined
+  readonly limitKey: (request: FastifyRequest) => MaybePromise<string>
+  readonly client: OsharaClient
+  /** The plugin made the client, so it closes it on `onClose`. */
+  readonly ownsClient: boolean
+}
+
+/** A reservation outlives the longest upstream call: the deadline plus this margin. */
+const PENDING_MARGIN_MS = 5000
+/** A shared client's deadline is not known here. */
+const SHARED_CLIENT_PENDING_MS = 60000
+
+function browserPolicy (clientFields: ClientField[], agents: string[] | undefined, languages: ReadonlySet<string> | undefined): BrowserPolicy & { bodySchema: TObject } {
+  const bodySchema = buildBodySchema(clientFields, agents !== undefined)
+  return {
+    fields: new Set(Object.keys(bodySchema.properties)),
+    clientFields,
+    agents: agents === undefined ? undefined : new Set(agents),
+    languages,
+    bodySchema
+  }
+}
+
+function sessionLimits (limits: Given['limits'], options: Record<string, unknown>): Pick<PluginConfig, 'limiter' | 'limitKey'> {
+  if (limits === undefined) return { limiter: undefined, limitKey: DEFAULTS.limits.key }
+  const { key, ...settings } = limits
+  const pendingMs = options.client === undefined ? (options.deadlineMs as number | undefined ?? DEFAULTS.client.deadlineMs) + PENDING_MARGIN_MS : SHARED_CLIENT_PENDING_MS
+  return { limiter: new SessionLimiter({ ...settings, pendingMs }), limitKey: key }
+}
+
+/** The plugin's own client gets every upstream option given; a shared client takes none. */
+function sessionClient (options: Record<string, unknown>, origin: string | undefined, client: OsharaClient | undefined): Pick<PluginConfig, 'client' | 'ownsClient'> {
+  if (client === undefined) {
+    const upstream: Record<string, unknown> = { origin }
+    for (const name of UPSTREAM_OPTION_NAMES) if (options[name] !== undefined) upstream[name] = options[name]
+    return { client: createOsharaClient(upstream as unknown as OsharaClientOptions), ownsClient: true }
+  }
+  const clash = UPSTREAM_OPTION_NAMES.find((name) => options[name] !== undefined)
+  if (clash !== undefined) throw invalidOption(clash, 'cannot be combined with client', `set ${clash} on createOsharaClient() instead, or drop client`)
+  if (origin !== undefined && origin !== client.origin) {
+    throw invalidOption('origin', `differs from the client's origin (${client.origin})`, 'leave origin out: the client sends its own')
+  }
+  return { client, ownsClient: false }
+}
+
+export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
+  const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
+  const { origin, agent, agents, clientFields, languages, limits, client, ...given } = checkGroup(PLUGIN_OPTIONS, options, '')
+  const { bodySchema, ...policy } = browserPolicy(clientFields, agents, languages)
+  return Object.freeze({
+    ...given,
+    ...agent,
+    policy,
+    bodySchema,
+    ...sessionLimits(limits, options),
+    // Last: every other option is checked before a connection pool is made.
+    ...sessionClient(options, origin, client)
+  })
+}
