@@ -13,8 +13,8 @@ let reset = (): void => {}
 
 if (role === 'emulator') {
   const { createOsharaEmulator } = await import('../lib/emulator/index.js')
-  const { AGENT, ORIGIN } = await import('./variants.js')
-  const emulator = await createOsharaEmulator({ characters: [{ slug: AGENT, allowed_origins: [ORIGIN] }], record: false })
+  const { AGENT, API_KEY, ORIGIN } = await import('./variants.js')
+  const emulator = await createOsharaEmulator({ characters: [{ slug: AGENT, allowed_origins: [ORIGIN] }], apiKeys: [API_KEY], record: false })
   // It keeps every minted session; emptied before each measurement, it is the same for every variant.
   reset = () => { (emulator.sessions as Map<string, unknown>).clear() }
   url = emulator.url

@@ -10,6 +10,8 @@ import osharaVoice, { RedisSessionStore, VERSION, type OsharaVoiceOwnClientOptio
 
 export const ORIGIN = 'https://app.example.com'
 export const AGENT = 'support-bot'
+/** Known to the emulator: session tracking looks sessions up with it. */
+export const API_KEY = 'sk_bench'
 export const ROUTE = '/voice-token'
 const SESSION_PATH = '/api/agents/agent-session/'
 
@@ -84,6 +86,15 @@ export const VARIANTS: Record<string, Variant> = {
     label: 'A + limits, memory store',
     setup: async (app, { oshara }) => {
       await registerPlugin(app, oshara, { limits: spreadLimits })
+      return nothing
+    }
+  },
+  'A+tracking': {
+    // The same limits with session tracking on: what it writes rides on the bind; its lookups start
+    // after firstCheckMs, outside the measured window.
+    label: 'A + limits, memory store, tracking',
+    setup: async (app, { oshara }) => {
+      await registerPlugin(app, oshara, { apiKey: API_KEY, limits: spreadLimits, tracking: { firstCheckMs: 3_600_000 } })
       return nothing
     }
   },

@@ -112,6 +112,8 @@ export class OsharaOriginNotAllowedError extends OsharaError {
 /** Our own concurrent-session limit is reached. */
 export class OsharaSessionLimitError extends OsharaError {
   static override readonly code = 'FST_OSHARA_SESSION_LIMIT'
+  /** Which limit the built-in limiter hit; undefined for one thrown by the app. */
+  scope: 'key' | 'global' | undefined
 }
 
 /** Oshara answered 429: the plan's concurrent-session limit is reached. */

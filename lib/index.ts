@@ -40,7 +40,18 @@ export {
 export type { OsharaErrorCode, OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
 export { RedisSessionStore, type RedisScriptingClient, type RedisSessionStoreOptions } from './limits/redis-store.js'
-export type { AcquireResult, SessionStore, SlotRequest } from './limits/store.js'
+export type {
+  AcquireResult,
+  ClaimRequest,
+  ClaimResult,
+  RescheduleRequest,
+  SessionStore,
+  SlotRequest,
+  TrackedSession,
+  TrackingSessionStore,
+  TrackingStore,
+  TrackRequest
+} from './limits/store.js'
 export type { ClientField } from './route/route-schemas.js'
 export type {
   CreateSessionInput,
@@ -49,11 +60,13 @@ export type {
   OsharaLimitsOptions,
   OsharaRouteDocs,
   OsharaRouteOptions,
+  OsharaTrackingOptions,
   OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,
   OsharaVoiceOptions,
   OsharaVoiceOwnClientOptions,
   OsharaVoiceSharedClientOptions,
+  SessionEndContext,
   SessionMetadata
 } from './types.js'
 export { VERSION } from './version.js'

@@ -1,13 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AbortSignalLike, OsharaClient } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
-import { OsharaAbortedError } from './errors.js'
-import type { SessionLimiter } from './limits/limiter.js'
+import { OsharaAbortedError, OsharaSessionLimitError } from './errors.js'
+import type { BindTracking, SessionLimiter } from './limits/limiter.js'
+import type { SessionTracker } from './tracking/tracker.js'
 
-/** What minting needs: the client, and the limiter when `limits` is set. */
+/** What minting needs: the client, the limiter when `limits` is set, the tracker when tracking is on. */
 export interface Minter {
   readonly client: OsharaClient
   readonly limiter: SessionLimiter | undefined
+  readonly tracker: SessionTracker | undefined
+  /** What `bind` needs from the tracker, made once. */
+  readonly bindTracking: BindTracking | undefined
 }
 
 export interface MintOptions<T> {
@@ -25,9 +29,10 @@ export interface MintOptions<T> {
  * bind the slot, run `finish`. Any failure after the reservation frees the slot; a caller
  * that is already gone reserves nothing and starts no upstream call.
  */
-export async function mint<T = OsharaSession> ({ client, limiter }: Minter, draft: SessionRequest, { key, log, signal, requestId, finish }: MintOptions<T>): Promise<T> {
+export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { key, log, signal, requestId, finish }: MintOptions<T>): Promise<T> {
+  const { client, limiter, tracker } = minter
   if (signal?.aborted === true) throw new OsharaAbortedError('The session request was aborted.', { requestId, outcome: 'not_created' })
-  const slot = limiter !== undefined && key !== undefined ? await limiter.acquire(key, log) : undefined
+  const slot = limiter !== undefined && key !== undefined ? await reserve(limiter, tracker, key, log) : undefined
   let session: OsharaSession
   try {
     session = await client.createSession(draft, { signal, log, requestId })
@@ -35,7 +40,12 @@ export async function mint<T = OsharaSession> ({ client, limiter }: Minter, draf
     if (slot !== undefined) await limiter?.release(slot, log)
     throw error
   }
-  if (slot !== undefined) await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log)
+  if (slot !== undefined) {
+    await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log, minter.bindTracking)
+    tracker?.tracked()
+  } else {
+    await tracker?.track(session.session_id)
+  }
   if (finish === undefined) return session as T
   try {
     return await finish(session)
@@ -43,5 +53,15 @@ export async function mint<T = OsharaSession> ({ client, limiter }: Minter, draf
     // The session exists upstream but nobody will use it: free the slot now.
     if (slot !== undefined) await limiter?.release(slot, log)
     throw error
+  }
+}
+
+/** A slot for `key`; when the key is at its limit and sessions are tracked, its ended sessions are found and freed first. */
+async function reserve (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
+  try {
+    return await limiter.acquire(key, log)
+  } catch (error) {
+    if (tracker === undefined || !(error instanceof OsharaSessionLimitError) || error.scope !== 'key' || !await tracker.reclaim(key)) throw error
+    return await limiter.acquire(key, log)
   }
 }

@@ -2,27 +2,28 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { OsharaSession } from './client/schemas.js'
 import { invalidOption, OsharaInvalidSessionError } from './errors.js'
-import { mint } from './mint.js'
+import { type Minter, mint } from './mint.js'
 import { normalizePluginOptions, type PluginConfig } from './options/normalize.js'
 import { registerRoutes } from './route/routes.js'
+import { SessionTracker } from './tracking/tracker.js'
 import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaVoiceOptions } from './types.js'
 
 /** `fastify.oshara.createSession`: the upstream body as given, no request-based options. */
-function createSessionFor (config: PluginConfig, fastify: FastifyInstance, input: CreateSessionInput, options: CreateSessionOptions = {}): Promise<OsharaSession> {
+function createSessionFor (config: PluginConfig, minter: Minter, fastify: FastifyInstance, input: CreateSessionInput, options: CreateSessionOptions = {}): Promise<OsharaSession> {
   const agent = input.agent ?? config.agentSlug
   if (agent === undefined) {
     return Promise.reject(new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function'))
   }
-  return mint(config, { ...input, agent }, { key: options.key, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
+  return mint(minter, { ...input, agent }, { key: options.key, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
 }
 
-function decorate (fastify: FastifyInstance, config: PluginConfig, name: string): void {
+function decorate (fastify: FastifyInstance, config: PluginConfig, minter: Minter, name: string): void {
   if (fastify.hasDecorator(name)) {
     throw invalidOption('decorator', `"${name}" is already taken (is the plugin registered twice?)`, "give each registration its own name, e.g. decorator: 'osharaSales', or decorator: false")
   }
   const decorator: OsharaDecorator = {
     client: config.client,
-    createSession: (input, options) => createSessionFor(config, fastify, input, options),
+    createSession: (input, options) => createSessionFor(config, minter, fastify, input, options),
     releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false)
   }
   fastify.decorate(name, decorator)
@@ -36,13 +37,27 @@ function warnIfOpen (fastify: FastifyInstance, config: PluginConfig): void {
     'Add your auth hook, or set public: true if the route is open on purpose or your app authenticates in an app-wide hook.')
 }
 
+/** The session tracker, when tracking is on. */
+function tracking (fastify: FastifyInstance, config: PluginConfig): Pick<Minter, 'tracker' | 'bindTracking'> {
+  if (config.tracking === undefined) return { tracker: undefined, bindTracking: undefined }
+  return {
+    tracker: new SessionTracker(config.tracking, config.client, fastify.log),
+    bindTracking: Object.freeze({ firstCheckMs: config.tracking.firstCheckMs, holdMs: config.tracking.maxTrackMs })
+  }
+}
+
 async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoiceOptions): Promise<void> {
   const config = normalizePluginOptions(options)
-  if (config.ownsClient) fastify.addHook('onClose', () => config.client.close())
-  if (config.decorator !== false) decorate(fastify, config, config.decorator)
+  const minter: Minter = { client: config.client, limiter: config.limiter, ...tracking(fastify, config) }
+  // The tracker finishes its lookups in flight before the client's pool closes.
+  fastify.addHook('onClose', async () => {
+    await minter.tracker?.close()
+    if (config.ownsClient) await config.client.close()
+  })
+  if (config.decorator !== false) decorate(fastify, config, minter, config.decorator)
   if (!config.route) return
   warnIfOpen(fastify, config)
-  registerRoutes(fastify, config)
+  registerRoutes(fastify, config, minter)
 }
 
 /** `fastify.register(osharaVoice, options)`: the voice-token route, the decorator and the limiter. */

@@ -2,6 +2,7 @@ import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { CallOptions, OsharaClient } from './client/client.js'
 import type { OsharaClientOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
+import type { OsharaSessionSummary } from './client/summaries.js'
 import type { SessionStore } from './limits/store.js'
 import type { ClientField } from './route/route-schemas.js'
 
@@ -31,6 +32,29 @@ export interface OsharaRouteDocs {
   deprecated?: boolean
   externalDocs?: { url: string, description?: string }
   [extension: `x-${string}`]: unknown
+}
+
+/** What `onSessionEnd` is told besides the summary. */
+export interface SessionEndContext {
+  sessionId: string
+  /** The limiter key that held the session's slot; undefined for a session minted without one. */
+  key: string | undefined
+}
+
+/** Session tracking: how often and how long the plugin asks Oshara whether a call has ended. */
+export interface OsharaTrackingOptions {
+  /** First lookup after minting. Default 15000. */
+  firstCheckMs?: number
+  /** Lookups back off (doubling) up to this interval. Default 120000. */
+  maxCheckIntervalMs?: number
+  /** A session not finalized after this long is dropped with a warning and its slot freed. Default 4 h. */
+  maxTrackMs?: number
+  /** Most lookups in flight per instance. Default 4. */
+  concurrency?: number
+  /** How long an instance's claim on a session lasts before another instance may take it over (a dead instance's sessions). Default 60000. */
+  leaseMs?: number
+  /** Where tracked sessions live. Default: `limits.store`, else a new `MemorySessionStore`. Must implement the tracking methods. */
+  store?: SessionStore
 }
 
 export interface OsharaLimitsOptions {
@@ -80,6 +104,14 @@ export interface OsharaVoiceBaseOptions {
   onSession?: (request: FastifyRequest, session: OsharaSession) => MaybePromise<void>
   /** Observes every failure; cannot change the reply. */
   onSessionError?: (request: FastifyRequest, error: Error) => MaybePromise<void>
+  /**
+   * Called once per ended session (Oshara reported it finalized), after its slot is freed, with
+   * its summary: duration, cost, transcript. Needs `apiKey`. A throw is logged and the delivery
+   * retried later, a bounded number of times.
+   */
+  onSessionEnd?: (summary: OsharaSessionSummary, context: SessionEndContext) => MaybePromise<void>
+  /** Session tracking; on by default when `apiKey` is set and `limits` or `onSessionEnd` is. `false`: off. */
+  tracking?: OsharaTrackingOptions | false
   limits?: OsharaLimitsOptions
   /**
    * Origins of frontends on other sites allowed to call the routes from a browser. Cross-site

@@ -1,5 +1,6 @@
-// Tests measure coverage of lib/ only; a test that loads the built dist/ (exports.test.ts,
-// readme-snippets.test.ts) measures nothing.
+// Tests measure coverage of lib/ only. Measuring nothing: tests that load the built dist/
+// (exports, readme-snippets), and the demo test, which also runs the demo as a child process
+// compiled by tsx: V8 coverage of differently compiled copies of one file cannot be merged.
 // Without redis-server (and no REDIS_URL) the Redis tests are skipped with a message saying so,
 // and the Redis store is then left out of the coverage requirement instead of failing the run.
 import { accessSync, constants, readdirSync } from 'node:fs'
@@ -24,5 +25,5 @@ const sources = readdirSync('lib', { recursive: true, encoding: 'utf8' })
   .filter((file) => redisAvailable || file !== 'lib/limits/redis-store.ts')
 
 export default function coverageMap (testFile) {
-  return /(^|\/)(exports|readme-snippets)\.test\.ts$/.test(testFile) ? null : sources
+  return /(^|\/)(exports|readme-snippets|demo)\.test\.ts$/.test(testFile) ? null : sources
 }

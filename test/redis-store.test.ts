@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import { RedisSessionStore } from '../lib/limits/redis-store.js'
 import { sessionStoreContract } from '../lib/testing/index.js'
-import type { AcquireResult, SlotRequest } from '../lib/limits/store.js'
+import type { AcquireResult, ClaimResult, SlotRequest, TrackedSession } from '../lib/limits/store.js'
 import { waitUntil } from './helpers/wait.js'
 import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
 
@@ -71,13 +71,15 @@ function defineTests (server: RedisServer): void {
     return (await redis.keys(`{${prefix}}*`)).sort()
   }
 
-  // The contract, on one client like an app instance's; each case has a store with a prefix of its own.
-  // Redis keeps the time, so the expiry cases wait for it in real time, polling with a deadline.
+  // The contract, tracking cases included, on one client like an app instance's; each case has a store
+  // with a prefix of its own. Redis keeps the time, so the expiry and due-time cases wait for it in
+  // real time, polling with a deadline.
   const contractClient = new Redis(server.url, { maxRetriesPerRequest: 1 })
   contractClient.on('error', () => {}) // the restart test below stops Redis for a while
   t.teardown(() => contractClient.disconnect())
   for (const { name, run } of sessionStoreContract({
-    createStore: () => new RedisSessionStore({ client: contractClient, prefix: testPrefix() })
+    createStore: () => new RedisSessionStore({ client: contractClient, prefix: testPrefix() }),
+    tracking: true
   })) {
     t.test(name, run)
   }
@@ -183,10 +185,14 @@ function defineTests (server: RedisServer): void {
       defineCommand(name, definition)
     }
     await storeFor(t, redis)
-    const acquire = (redis as unknown as Record<string, unknown>).osharaVoiceV1Acquire
+    const acquire = (redis as unknown as Record<string, unknown>).osharaVoiceV2Acquire
     await storeFor(t, redis)
-    t.same(defined, ['osharaVoiceV1Acquire', 'osharaVoiceV1Bind', 'osharaVoiceV1Release', 'osharaVoiceV1ReleaseSession'])
-    t.equal((redis as unknown as Record<string, unknown>).osharaVoiceV1Acquire, acquire)
+    t.same(defined, [
+      'osharaVoiceV2Acquire', 'osharaVoiceV2Bind', 'osharaVoiceV2Release', 'osharaVoiceV2ReleaseSession',
+      'osharaVoiceV2Track', 'osharaVoiceV2ClaimDue', 'osharaVoiceV2Reschedule', 'osharaVoiceV2Untrack',
+      'osharaVoiceV2MarkEnded', 'osharaVoiceV2SessionsOf'
+    ])
+    t.equal((redis as unknown as Record<string, unknown>).osharaVoiceV2Acquire, acquire)
   })
 
   t.test('key names follow the client keyPrefix', async (t) => {
@@ -208,6 +214,233 @@ function defineTests (server: RedisServer): void {
     const slotId = await slotOf(store, request('ip-1', { pendingMs: LONG_MS }))
     Date.now = realNow
     t.equal(await store.bind(slotId, 'sess-1', LONG_MS), true)
+  })
+
+  t.test('tracking: bind with track binds and tracks in one round trip', async (t) => {
+    const { store, redis, prefix } = await storeFor(t)
+    // The first call of a script on a connection may be sent again as EVAL (NOSCRIPT): count the second.
+    await store.bind(await slotOf(store, request('ip-0')), 'sess-0', LONG_MS, { firstCheckMs: LONG_MS })
+    const slotId = await slotOf(store, request('ip-1'))
+    const sent: string[] = []
+    const sendCommand = redis.sendCommand.bind(redis)
+    redis.sendCommand = (command, stream) => {
+      sent.push(command.name)
+      return sendCommand(command, stream)
+    }
+    t.equal(await store.bind(slotId, 'sess-1', LONG_MS, { firstCheckMs: 0 }), true)
+    redis.sendCommand = sendCommand
+    t.same(sent, ['evalsha'], 'one command: the bind script')
+    t.same(await store.sessionsOf('ip-1'), ['sess-1'], 'tracked, bound to a slot of ip-1')
+    const { sessions } = await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 })
+    t.match(sessions, [{ sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }])
+    t.ok(await redis.exists(`{${prefix}}track:sess-1`))
+  })
+
+  t.test('tracking: a failed bind tracks nothing; bind without track tracks nothing', async (t) => {
+    const { store, redis, prefix } = await storeFor(t)
+    t.equal(await store.bind('no-such-slot', 'sess-1', LONG_MS, { firstCheckMs: 0 }), false)
+    t.equal(await store.bind(await slotOf(store, request('ip-1')), 'sess-2', LONG_MS), true)
+    t.same((await keysOf(redis, prefix)).filter((key) => key.includes('track')), [])
+    t.same(await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 }), { sessions: [], nextDueMs: undefined })
+    t.same(await store.sessionsOf('ip-1'), [])
+  })
+
+  t.test('tracking: claimDue leases due entries earliest first and reports when the next is due', async (t) => {
+    const { store } = await storeFor(t)
+    await store.track('sess-late', { firstCheckMs: 30_000 })
+    await store.track('sess-b', { firstCheckMs: 0 })
+    await store.bind(await slotOf(store, request('ip-1')), 'sess-a', LONG_MS, { firstCheckMs: 0 })
+    await store.track('sess-b', { firstCheckMs: LONG_MS }) // already tracked: changes nothing
+    await waitUntil(async () => (await store.claimDue({ owner: 'probe', leaseMs: 1, limit: 0 })).nextDueMs === 0, 'both are due')
+
+    const first = await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 1 })
+    t.equal(first.sessions.length, 1)
+    t.equal(first.nextDueMs, 0, 'another entry is due and was not claimed')
+    const second = await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 })
+    const claimed = [...first.sessions, ...second.sessions]
+    t.same(claimed.map(({ sessionId }) => sessionId).sort(), ['sess-a', 'sess-b'])
+    t.same(claimed.map(({ key }) => key).sort(), ['ip-1', undefined], 'a session tracked without a slot has no key')
+    t.ok(claimed.every(({ ageMs }) => Number.isInteger(ageMs) && ageMs >= 0 && ageMs < 10_000), 'ageMs')
+    t.ok(second.nextDueMs !== undefined && second.nextDueMs > 25_000 && second.nextDueMs <= 30_000, `nextDueMs ${second.nextDueMs}: sess-late, not the leased ones`)
+    t.same((await store.claimDue({ owner: 'tracker-b', leaseMs: LONG_MS, limit: 10 })).sessions, [], 'leased entries are not due')
+  })
+
+  t.test('tracking: reschedule stores the counts, and with ended frees the slot at once', async (t) => {
+    const { store } = await storeFor(t)
+    const key = request('ip-1', { concurrency: 1 })
+    await store.bind(await slotOf(store, key), 'sess-1', LONG_MS, { firstCheckMs: 0 })
+    const claim = async (): Promise<ClaimResult> => await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 })
+    await waitUntil(async () => (await claim()).sessions.length === 1, 'sess-1 is claimed')
+
+    t.equal(await store.reschedule('sess-1', 'tracker-a', { delayMs: 0, checks: 2 }), true)
+    t.equal((await store.acquire(key)).ok, false, 'not ended: the slot is held')
+    await waitUntil(async () => ((await claim()).sessions[0]?.checks ?? 0) === 2, 'due again with checks 2')
+
+    t.equal(await store.reschedule('sess-1', 'tracker-a', { delayMs: 0, ended: true, deliveries: 1 }), true)
+    t.equal((await store.acquire(key)).ok, true, 'ended: the slot is free')
+    t.same(await store.sessionsOf('ip-1'), [])
+    let entry: TrackedSession | undefined
+    await waitUntil(async () => (entry = (await claim()).sessions[0]) !== undefined, 'due again')
+    t.match(entry, { sessionId: 'sess-1', key: 'ip-1', checks: 2, ended: true, deliveries: 1 }, 'the counts are kept')
+    t.equal(await store.reschedule('sess-1', 'tracker-b', { delayMs: 0 }), false, 'not the owner')
+    t.equal(await store.untrack('sess-1', 'tracker-b'), false, 'not the owner')
+    t.equal(await store.untrack('sess-1', 'tracker-a'), true)
+    t.equal(await store.untrack('sess-1'), false, 'gone')
+    t.equal(await store.reschedule('sess-1', 'tracker-a', { delayMs: 0 }), false, 'gone')
+  })
+
+  t.test('tracking: a rescheduled entry is no longer leased but stays its owner\'s; untrack without owner and markEnded free the slot', async (t) => {
+    const { store } = await storeFor(t)
+    const key = request('ip-1', { concurrency: 2 })
+    await store.bind(await slotOf(store, key), 'sess-1', LONG_MS, { firstCheckMs: 0 })
+    await store.bind(await slotOf(store, key), 'sess-2', LONG_MS, { firstCheckMs: LONG_MS })
+    await waitUntil(async () => (await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 })).sessions.length === 1, 'sess-1 is claimed')
+    t.equal(await store.reschedule('sess-1', 'tracker-a', { delayMs: LONG_MS }), true)
+    t.equal(await store.reschedule('sess-1', 'tracker-a', { delayMs: LONG_MS }), true, 'the owner keeps it until another tracker claims it')
+    t.equal(await store.reschedule('sess-1', 'tracker-b', { delayMs: LONG_MS }), false, 'nobody else may')
+    t.same((await store.sessionsOf('ip-1')).sort(), ['sess-1', 'sess-2'])
+
+    t.equal(await store.markEnded('sess-2'), true)
+    t.same(await store.sessionsOf('ip-1'), ['sess-1'], 'markEnded freed the slot of sess-2')
+    const { sessions } = await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 })
+    t.match(sessions, [{ sessionId: 'sess-2', ended: true }], 'markEnded made it due now')
+    t.equal(await store.markEnded('sess-2'), true, 'still tracked')
+    t.same((await store.claimDue({ owner: 'tracker-b', leaseMs: LONG_MS, limit: 10 })).sessions, [], 'a leased entry stays leased')
+    t.equal(await store.reschedule('sess-2', 'tracker-a', { delayMs: 0 }), true, 'and its owner keeps the lease')
+
+    t.equal(await store.untrack('sess-1'), true, 'without owner, whoever holds it')
+    t.equal((await store.acquire(key)).ok, true, 'untrack freed the slot of sess-1')
+    t.same(await store.sessionsOf('ip-1'), [])
+    t.equal(await store.markEnded('sess-unknown'), false)
+    t.equal(await store.untrack('sess-unknown'), false)
+  })
+
+  t.test('tracking: releaseSession frees the slot and keeps the session tracked', async (t) => {
+    const { store } = await storeFor(t)
+    const key = request('ip-1', { concurrency: 1 })
+    await store.bind(await slotOf(store, key), 'sess-1', LONG_MS, { firstCheckMs: 0 })
+    t.equal(await store.releaseSession('sess-1'), true)
+    t.equal((await store.acquire(key)).ok, true)
+    t.same(await store.sessionsOf('ip-1'), [])
+    await waitUntil(async () => (await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 10 })).sessions.length === 1, 'still tracked')
+    t.equal(await store.untrack('sess-1', 'tracker-a'), true)
+  })
+
+  t.test('tracking: two app instances never claim the same entry twice under 200 parallel claims', async (t) => {
+    const prefix = testPrefix()
+    const instances = [
+      new RedisSessionStore({ client: await client(t), prefix }),
+      new RedisSessionStore({ client: await client(t), prefix })
+    ]
+    const [one, two] = instances as [RedisSessionStore, RedisSessionStore]
+    const ids = Array.from({ length: 300 }, (_, i) => `sess-${i}`)
+    await Promise.all(ids.map(async (id, i) => {
+      const instance = i % 2 === 0 ? one : two
+      if (i % 3 === 0) return await instance.track(id, { firstCheckMs: 0 })
+      await instance.bind(await slotOf(instance, request(`ip-${i % 7}`, { concurrency: 300 })), id, LONG_MS, { firstCheckMs: 0 })
+    }))
+    await waitUntil(async () => (await one.claimDue({ owner: 'probe', leaseMs: 1, limit: 0 })).nextDueMs === 0, 'due')
+    const claims = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+      (i % 2 === 0 ? one : two).claimDue({ owner: `tracker-${i % 2}`, leaseMs: LONG_MS, limit: 2 })))
+    const claimed = claims.flatMap(({ sessions }) => sessions.map(({ sessionId }) => sessionId))
+    t.equal(claimed.length, 300, 'every entry claimed')
+    t.equal(new Set(claimed).size, 300, 'none twice')
+    t.same((await one.claimDue({ owner: 'tracker-0', leaseMs: LONG_MS, limit: 300 })).sessions, [])
+  })
+
+  t.test('tracking: an owner that stops has its entries taken over after leaseMs', async (t) => {
+    const prefix = testPrefix()
+    const dying = new RedisSessionStore({ client: await client(t), prefix })
+    const survivor = new RedisSessionStore({ client: await client(t), prefix })
+    const key = request('ip-1', { concurrency: 2 })
+    await dying.bind(await slotOf(dying, key), 'sess-1', LONG_MS, { firstCheckMs: 0 })
+    await dying.bind(await slotOf(dying, key), 'sess-2', LONG_MS, { firstCheckMs: 0 })
+    const leaseMs = 300
+    await waitUntil(async () => (await dying.claimDue({ owner: 'probe', leaseMs: 1, limit: 0 })).nextDueMs === 0, 'both are due')
+    const leasedAt = Date.now()
+    t.equal((await dying.claimDue({ owner: 'dying', leaseMs, limit: 10 })).sessions.length, 2, 'the first owner claims both')
+
+    const early = await survivor.claimDue({ owner: 'survivor', leaseMs: LONG_MS, limit: 10 })
+    t.same(early.sessions, [], 'leased to the first owner')
+    t.ok(early.nextDueMs !== undefined && early.nextDueMs <= leaseMs, `due again when the lease ends: ${early.nextDueMs} ms`)
+
+    let taken: TrackedSession[] = []
+    await waitUntil(async () => (taken = [...taken, ...(await survivor.claimDue({ owner: 'survivor', leaseMs: LONG_MS, limit: 10 })).sessions]).length === 2, 'the survivor takes both over')
+    t.ok(Date.now() - leasedAt >= leaseMs - 2, 'not before the lease ended')
+    t.same(taken.map(({ sessionId }) => sessionId).sort(), ['sess-1', 'sess-2'])
+    t.equal(await dying.reschedule('sess-1', 'dying', { delayMs: 0 }), false, 'a late reschedule of the first owner fails')
+    t.equal(await dying.untrack('sess-2', 'dying'), false, 'a late untrack of the first owner fails')
+    t.equal(await survivor.reschedule('sess-1', 'survivor', { delayMs: 0, ended: true }), true)
+    t.equal(await survivor.untrack('sess-2', 'survivor'), true)
+    t.equal((await survivor.acquire(key)).ok, true, 'both slots are free')
+  })
+
+  t.test('tracking: every tracking key expires, renewed by claims and reschedules; none is left once untracked', async (t) => {
+    const { store, redis, prefix } = await storeFor(t)
+    const day = 24 * 3_600_000
+    await store.track('sess-a', { firstCheckMs: 0 })
+    await store.bind(await slotOf(store, request('ip-1')), 'sess-b', LONG_MS, { firstCheckMs: 5_000 })
+    const ttl = async (name: string): Promise<number> => await redis.pttl(`{${prefix}}${name}`)
+    const a = await ttl('track:sess-a')
+    const b = await ttl('track:sess-b')
+    t.ok(a > day - 1_000 && a <= day, `track:sess-a expires a day after it is due: ${a}`)
+    t.ok(b > day + 4_000 && b <= day + 5_000, `track:sess-b: ${b}`)
+    t.ok(await ttl('tracked') > b - 1_000, 'the due set lives as long as its last entry')
+
+    await waitUntil(async () => (await store.claimDue({ owner: 'tracker-a', leaseMs: 3_600_000, limit: 10 })).sessions.length === 1, 'sess-a is claimed')
+    const claimed = await ttl('track:sess-a')
+    t.ok(claimed > day + 3_500_000 && claimed <= day + 3_600_000, `a claim renews it past the lease: ${claimed}`)
+    t.ok(await ttl('tracked') > claimed - 1_000, 'the due set too')
+    t.equal(await store.reschedule('sess-a', 'tracker-a', { delayMs: 0 }), true)
+    const rescheduled = await ttl('track:sess-a')
+    t.ok(rescheduled > day - 1_000 && rescheduled <= day, `a reschedule sets it from its new due time: ${rescheduled}`)
+    t.ok(await ttl('tracked') >= claimed - 1_000, 'the due set never expires before an entry')
+
+    t.equal(await store.untrack('sess-a'), true)
+    t.equal(await store.untrack('sess-b'), true)
+    t.same(await keysOf(redis, prefix), [], 'no key is left behind')
+  })
+
+  t.test('tracking: an entry whose hash expired is dropped by the next claim', async (t) => {
+    const { store, redis, prefix } = await storeFor(t)
+    await store.track('sess-gone', { firstCheckMs: 0 })
+    await store.track('sess-kept', { firstCheckMs: 0 })
+    await redis.pexpire(`{${prefix}}track:sess-gone`, 1)
+    await waitUntil(async () => await redis.exists(`{${prefix}}track:sess-gone`) === 0, 'the hash expired')
+    let claimed: TrackedSession[] = []
+    await waitUntil(async () => (claimed = (await store.claimDue({ owner: 'tracker-a', leaseMs: LONG_MS, limit: 1 })).sessions).length === 1, 'due')
+    t.match(claimed, [{ sessionId: 'sess-kept' }], 'the claim skips it and still fills its limit')
+    t.same(await redis.zrange(`{${prefix}}tracked`, 0, -1), ['sess-kept'])
+  })
+
+  t.test('tracking: sessionsOf lists only tracked sessions bound to live slots of the key', async (t) => {
+    const { store } = await storeFor(t)
+    const ip1 = request('ip-1', { concurrency: 10 })
+    await store.bind(await slotOf(store, ip1), 'sess-tracked', LONG_MS, { firstCheckMs: LONG_MS })
+    await store.bind(await slotOf(store, ip1), 'sess-untracked', LONG_MS)
+    await store.bind(await slotOf(store, ip1), 'sess-short', 30, { firstCheckMs: LONG_MS })
+    await store.bind(await slotOf(store, ip1), 'sess-released', LONG_MS, { firstCheckMs: LONG_MS })
+    await store.releaseSession('sess-released')
+    await slotOf(store, ip1) // pending, no session
+    await store.bind(await slotOf(store, request('ip-2', { concurrency: 1 })), 'sess-other', LONG_MS, { firstCheckMs: LONG_MS })
+    await store.track('sess-slotless', { firstCheckMs: LONG_MS })
+    await waitUntil(async () => (await store.sessionsOf('ip-1')).length === 1, 'the short slot expired')
+    t.same(await store.sessionsOf('ip-1'), ['sess-tracked'])
+    t.same(await store.sessionsOf('ip-2'), ['sess-other'])
+    t.same(await store.sessionsOf('ip-unknown'), [])
+  })
+
+  t.test('tracking keys follow the client keyPrefix', async (t) => {
+    const redis = await client(t, { keyPrefix: 'app:' })
+    const { store, prefix } = await storeFor(t, redis)
+    await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS, { firstCheckMs: 0 })
+    await store.track('sess-2', { firstCheckMs: 0 })
+    const plain = await client(t)
+    t.same((await plain.keys(`app:{${prefix}}t*`)).sort(), [`app:{${prefix}}track:sess-1`, `app:{${prefix}}track:sess-2`, `app:{${prefix}}tracked`])
+    t.equal(await store.markEnded('sess-1'), true)
+    t.equal(await store.untrack('sess-1'), true)
+    t.equal(await store.untrack('sess-2'), true)
+    t.same(await plain.keys(`*{${prefix}}*`), [])
   })
 
   t.test('keeps working after Redis restarts (the scripts are loaded again)', { skip: server.external && 'needs a redis-server the test starts itself' }, async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import type { OsharaVoiceOptions } from '../lib/index.js'
+import { OsharaAgentNotFoundError, type OsharaVoiceOptions } from '../lib/index.js'
 import { buildApp, logCapture, postToken } from './helpers/app.js'
 import { sessionRequests, startEmulator } from './helpers/emulator.js'
 
@@ -70,4 +70,16 @@ t.test('a bug in limits.key on DELETE replies 500 with a safe message', async (t
   const response = await app.inject({ method: 'DELETE', url: `/voice-token/${sessionId as string}` })
   t.equal(response.statusCode, 500)
   t.equal(response.json().code, 'FST_OSHARA_CALLBACK_FAILED')
+})
+
+t.test('an OsharaError the app throws is replied as it is, and an operator fix from the failure table is logged', async (t) => {
+  const emulator = await startEmulator(t)
+  const capture = logCapture()
+  const app = await buildApp(t, emulator, {
+    beforeSession: () => { throw new OsharaAgentNotFoundError('This voice agent is not available.') }
+  }, { logger: { stream: capture.stream } })
+  const response = await postToken(app)
+  t.equal(response.statusCode, 502)
+  t.equal(response.json().code, 'FST_OSHARA_AGENT_NOT_FOUND')
+  t.match(capture.lines().find((line) => line.level === 50), { msg: /Check the agent slug/, code: 'FST_OSHARA_AGENT_NOT_FOUND' })
 })

@@ -54,6 +54,8 @@ export interface CallOptions {
 export interface OsharaClient {
   /** The `Origin` this client sends. */
   readonly origin: string
+  /** An `apiKey` is configured: the read API (and session tracking) can work. */
+  readonly hasApiKey: boolean
   /** Mint a session: `POST /api/agents/agent-session/` with only the fields that are set. */
   createSession (body: SessionRequest, options?: CallOptions): Promise<OsharaSession>
   /** One session's billing summary and transcript (`GET /api/billing/sessions/{id}/`, needs `apiKey`); resolves to its `data`. */
@@ -105,6 +107,7 @@ export function createOsharaClient (options: OsharaClientOptions): OsharaClient 
 
 class SessionClient implements OsharaClient {
   readonly origin: string
+  readonly hasApiKey: boolean
   private readonly config: ClientConfig
   private readonly dispatcher: Dispatcher
   private readonly ownsDispatcher: boolean
@@ -118,6 +121,7 @@ class SessionClient implements OsharaClient {
   constructor (config: ClientConfig) {
     this.config = config
     this.origin = config.origin
+    this.hasApiKey = config.apiKey !== undefined
     this.ownsDispatcher = config.dispatcher === undefined
     this.dispatcher = config.dispatcher ?? new Pool(config.upstreamOrigin, { connect: { timeout: CONNECT_TIMEOUT_MS } })
     this.breaker = config.breaker === undefined ? undefined : new CircuitBreaker(config.breaker)
@@ -324,10 +328,12 @@ type UsagePage = Page<OsharaSessionSummary> & { totals?: OsharaUsageTotals | und
 
 /** Items of page 1, 2, ... fetched one page at a time, until a page says there is no next one. */
 async function * pages<T> (fetchPage: (page: number) => Promise<Page<T>>): AsyncGenerator<T> {
-  for (let page = 1; ; page++) {
-    const { results, next } = await fetchPage(page)
+  let page = 1
+  let more = true
+  while (more) {
+    const { results, next } = await fetchPage(page++)
     yield * results
-    if (typeof next !== 'string' || results.length === 0) return
+    more = typeof next === 'string' && results.length > 0
   }
 }
 

@@ -1,7 +1,14 @@
 import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
 import { MemorySessionStore } from './memory-store.js'
-import type { AcquireResult, SessionStore } from './store.js'
+import type { AcquireResult, SessionStore, TrackingSessionStore } from './store.js'
+
+/** What binding needs to know when sessions are tracked. */
+export interface BindTracking {
+  firstCheckMs: number
+  /** The longest a tracked session holds its slot (`maxTrackMs`). */
+  holdMs: number
+}
 
 export interface LimiterConfig {
   readonly store: SessionStore
@@ -98,16 +105,25 @@ export class SessionLimiter {
       })
     }
     if (result.ok) return result.slotId
-    throw new OsharaSessionLimitError('Too many active voice sessions. Try again later.', {
+    const error = new OsharaSessionLimitError('Too many active voice sessions. Try again later.', {
       retryAfterMs: Math.max(1000, result.retryAfterMs), detail: `${result.scope} limit reached`
     })
+    error.scope = result.scope
+    throw error
   }
 
-  /** Ties the slot to the minted session for `holdMs` (or the session's own lifetime). */
-  async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger): Promise<void> {
-    const holdMs = this.config.holdMs ?? expiresInSeconds * 1000
+  /**
+   * Ties the slot to the minted session for `holdMs` (or the session's own lifetime). With
+   * `tracking`, in the same store operation the session is tracked, and its slot is held until
+   * it is finalized (at most `tracking.holdMs`), not until its token expires.
+   */
+  async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger, tracking?: BindTracking): Promise<void> {
+    const holdMs = this.config.holdMs ?? tracking?.holdMs ?? expiresInSeconds * 1000
+    const store = this.config.store as TrackingSessionStore
     try {
-      await this.bounded(() => this.config.store.bind(slotId, sessionId, holdMs), this.config.storeTimeoutMs)
+      await this.bounded(() => tracking === undefined
+        ? store.bind(slotId, sessionId, holdMs)
+        : store.bind(slotId, sessionId, holdMs, { firstCheckMs: tracking.firstCheckMs }), this.config.storeTimeoutMs)
     } catch (cause) {
       // The reservation still expires after pendingMs, so nothing leaks for long.
       log.warn({ ...storeFailure(cause), session_id: sessionId }, 'oshara: session store failed to bind the slot')

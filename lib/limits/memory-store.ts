@@ -1,97 +1,123 @@
 import { performance } from 'node:perf_hooks'
-import type { AcquireResult, SessionStore, SlotRequest } from './store.js'
+import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
 
-/** One reservation, pending until `sessionId` is set. */
-interface Slot {
-  readonly id: string
-  readonly key: string
+/** What the expiry heap orders: anything with a time, and a slot in the heap for it. */
+interface Expiring {
   expiresAt: number
-  sessionId: string | undefined
   /** Position in the expiry heap, kept up to date by the heap. */
   heapIndex: number
 }
 
-/** Live slots ordered by expiry: a binary min-heap that can also remove and re-sort any slot in O(log n). */
-class ExpiryHeap {
-  readonly #slots: Slot[] = []
+/** One reservation, pending until `sessionId` is set. */
+interface Slot extends Expiring {
+  readonly id: string
+  readonly key: string
+  sessionId: string | undefined
+}
 
-  first (): Slot | undefined {
-    return this.#slots[0]
+/** One tracked session; `expiresAt` is when it is due: its first check, its reschedule or the end of its lease. */
+interface Entry extends Expiring {
+  readonly sessionId: string
+  readonly key: string | undefined
+  readonly trackedAt: number
+  checks: number
+  ended: boolean
+  deliveries: number
+  /** The tracker that claimed it last: it may reschedule or untrack it until another one claims it. */
+  owner: string | undefined
+  /** Claimed and not rescheduled since: `expiresAt` is when the lease ends. */
+  leased: boolean
+}
+
+/** Items ordered by `expiresAt`: a binary min-heap that can also remove and re-sort any item in O(log n). */
+class ExpiryHeap<Item extends Expiring> {
+  readonly #items: Item[] = []
+
+  first (): Item | undefined {
+    return this.#items[0]
   }
 
-  push (slot: Slot): void {
-    this.#place(slot, this.#slots.length)
-    this.#siftUp(slot)
+  push (item: Item): void {
+    this.#place(item, this.#items.length)
+    this.#siftUp(item)
   }
 
-  remove (slot: Slot): void {
-    const last = this.#slots.pop() as Slot
-    if (last === slot) return
-    this.#place(last, slot.heapIndex)
+  remove (item: Item): void {
+    const last = this.#items.pop() as Item
+    if (last === item) return
+    this.#place(last, item.heapIndex)
     this.resort(last)
   }
 
-  /** Restores the order after `slot.expiresAt` changed. */
-  resort (slot: Slot): void {
-    this.#siftUp(slot)
-    this.#siftDown(slot)
+  /** Restores the order after `item.expiresAt` changed. */
+  resort (item: Item): void {
+    this.#siftUp(item)
+    this.#siftDown(item)
   }
 
-  #siftUp (slot: Slot): void {
-    let index = slot.heapIndex
+  #siftUp (item: Item): void {
+    let index = item.heapIndex
     while (index > 0) {
       const parentIndex = (index - 1) >> 1
-      const parent = this.#slots[parentIndex] as Slot
-      if (parent.expiresAt <= slot.expiresAt) break
+      const parent = this.#items[parentIndex] as Item
+      if (parent.expiresAt <= item.expiresAt) break
       this.#place(parent, index)
       index = parentIndex
     }
-    this.#place(slot, index)
+    this.#place(item, index)
   }
 
-  #siftDown (slot: Slot): void {
-    let index = slot.heapIndex
+  #siftDown (item: Item): void {
+    let index = item.heapIndex
     let child = this.#earlierChild(index)
-    while (child !== undefined && child.expiresAt < slot.expiresAt) {
+    while (child !== undefined && child.expiresAt < item.expiresAt) {
       const childIndex = child.heapIndex
       this.#place(child, index)
       index = childIndex
       child = this.#earlierChild(index)
     }
-    this.#place(slot, index)
+    this.#place(item, index)
   }
 
-  #earlierChild (index: number): Slot | undefined {
-    const left = this.#slots[2 * index + 1]
-    const right = this.#slots[2 * index + 2]
-    return right !== undefined && right.expiresAt < (left as Slot).expiresAt ? right : left
+  #earlierChild (index: number): Item | undefined {
+    const left = this.#items[2 * index + 1]
+    const right = this.#items[2 * index + 2]
+    return right !== undefined && right.expiresAt < (left as Item).expiresAt ? right : left
   }
 
-  #place (slot: Slot, index: number): void {
-    this.#slots[index] = slot
-    slot.heapIndex = index
+  #place (item: Item, index: number): void {
+    this.#items[index] = item
+    item.heapIndex = index
   }
 }
 
 /**
  * The default `SessionStore`: slots in this process's memory, so limits hold per process
- * (use `RedisSessionStore` when several app instances share a limit).
+ * (use `RedisSessionStore` when several app instances share a limit). It also backs session
+ * tracking (`TrackingStore`), for this process's trackers.
  *
  * Layout: slots by id, by key (a small array, at most `concurrency` long) and by bound
  * session id, plus one min-heap of all slots ordered by expiry. Every call first drops the
  * slots that have expired (from the top of the heap), so no timer runs per slot, the global
  * count is the number of live slots, and nothing is kept for a freed or expired slot once
- * the store is next used.
+ * the store is next used. Tracked sessions: entries by session id, plus a second min-heap of
+ * them ordered by when they are due; an entry lives until it is untracked. Which tracked
+ * sessions a key holds is read from the key's slots, so a freed slot needs no other update.
  *
- * Cost per call, with `n` live slots and `c` the key's concurrency: `acquire` O(c + log n),
- * `bind` O(log n), `release` and `releaseSession` O(c + log n); each expired slot costs
- * O(c + log n) once, in whichever call drops it. Time is `performance.now()` (monotonic).
+ * Cost per call, with `n` live slots, `c` the key's concurrency and `m` tracked sessions:
+ * `acquire` O(c + log n), `bind` O(log n) (and O(log m) with `track`), `release` and
+ * `releaseSession` O(c + log n); each expired slot costs O(c + log n) once, in whichever call
+ * drops it. `track`, `reschedule`, `untrack` and `markEnded` O(log m) (plus the slot they
+ * free), `claimDue` O(k log m) for `k` claimed, `sessionsOf` O(c). Time is
+ * `performance.now()` (monotonic).
  */
-export class MemorySessionStore implements SessionStore {
+export class MemorySessionStore implements SessionStore, TrackingStore {
   readonly #slots = new Map<string, Slot>()
   readonly #slotsByKey = new Map<string, Slot[]>()
   readonly #slotsBySession = new Map<string, Slot>()
-  readonly #expiry = new ExpiryHeap()
+  readonly #expiry = new ExpiryHeap<Slot>()
+  readonly #entries = new Map<string, Entry>()
+  readonly #due = new ExpiryHeap<Entry>()
   #lastId = 0
 
   /** Live slots, pending and bound, across all keys. */
@@ -114,7 +140,7 @@ export class MemorySessionStore implements SessionStore {
     return { ok: true, slotId: slot.id }
   }
 
-  async bind (slotId: string, sessionId: string, holdMs: number): Promise<boolean> {
+  async bind (slotId: string, sessionId: string, holdMs: number, track?: TrackRequest): Promise<boolean> {
     const now = this.#dropExpired()
     const slot = this.#slots.get(slotId)
     if (slot === undefined) return false
@@ -123,6 +149,7 @@ export class MemorySessionStore implements SessionStore {
     this.#slotsBySession.set(sessionId, slot)
     slot.expiresAt = now + holdMs
     this.#expiry.resort(slot)
+    if (track !== undefined) this.#startTracking(sessionId, slot.key, track, now)
     return true
   }
 
@@ -138,6 +165,99 @@ export class MemorySessionStore implements SessionStore {
     if (slot === undefined || (key !== undefined && slot.key !== key)) return false
     this.#forget(slot)
     return true
+  }
+
+  async track (sessionId: string, request: TrackRequest): Promise<void> {
+    this.#startTracking(sessionId, undefined, request, this.#dropExpired())
+  }
+
+  async claimDue ({ owner, leaseMs, limit }: ClaimRequest): Promise<ClaimResult> {
+    const now = this.#dropExpired()
+    // Taken out of the heap first, so that a lease of 0 ms cannot claim an entry twice.
+    const claimed: Entry[] = []
+    for (let entry = this.#due.first(); entry !== undefined && entry.expiresAt <= now && claimed.length < limit; entry = this.#due.first()) {
+      this.#due.remove(entry)
+      claimed.push(entry)
+    }
+    const next = this.#due.first()
+    for (const entry of claimed) {
+      entry.owner = owner
+      entry.leased = true
+      entry.expiresAt = now + leaseMs
+      this.#due.push(entry)
+    }
+    return {
+      sessions: claimed.map((entry) => view(entry, now)),
+      nextDueMs: next === undefined ? undefined : Math.max(0, msUntil(next.expiresAt, now))
+    }
+  }
+
+  async reschedule (sessionId: string, owner: string, { delayMs, checks, ended, deliveries }: RescheduleRequest): Promise<boolean> {
+    const now = this.#dropExpired()
+    const entry = this.#entries.get(sessionId)
+    if (entry === undefined || entry.owner !== owner) return false
+    entry.leased = false
+    this.#setDue(entry, now + delayMs)
+    if (checks !== undefined) entry.checks = checks
+    if (deliveries !== undefined) entry.deliveries = deliveries
+    if (ended === true) this.#end(entry)
+    return true
+  }
+
+  async untrack (sessionId: string, owner?: string): Promise<boolean> {
+    this.#dropExpired()
+    const entry = this.#entries.get(sessionId)
+    if (entry === undefined || (owner !== undefined && entry.owner !== owner)) return false
+    this.#entries.delete(sessionId)
+    this.#due.remove(entry)
+    this.#freeSlotOf(sessionId)
+    return true
+  }
+
+  async markEnded (sessionId: string): Promise<boolean> {
+    const now = this.#dropExpired()
+    const entry = this.#entries.get(sessionId)
+    if (entry === undefined) return false
+    // An ended entry is left as it is: its delivery is under way or scheduled. A leased one stays due
+    // when its lease ends: its owner is looking it up and comes back to it.
+    if (entry.ended) return true
+    this.#end(entry)
+    if (!entry.leased && entry.expiresAt > now) this.#setDue(entry, now)
+    return true
+  }
+
+  async sessionsOf (key: string): Promise<string[]> {
+    this.#dropExpired()
+    const sessionIds: string[] = []
+    for (const slot of this.#slotsByKey.get(key) ?? []) {
+      const { sessionId } = slot
+      if (sessionId !== undefined && this.#slotsBySession.get(sessionId) === slot && this.#entries.has(sessionId)) sessionIds.push(sessionId)
+    }
+    return sessionIds
+  }
+
+  /** Writes a fresh entry for the session, replacing one it had. */
+  #startTracking (sessionId: string, key: string | undefined, { firstCheckMs }: TrackRequest, now: number): void {
+    const previous = this.#entries.get(sessionId)
+    if (previous !== undefined) this.#due.remove(previous)
+    const entry: Entry = { sessionId, key, trackedAt: now, checks: 0, ended: false, deliveries: 0, owner: undefined, leased: false, expiresAt: now + firstCheckMs, heapIndex: 0 }
+    this.#entries.set(sessionId, entry)
+    this.#due.push(entry)
+  }
+
+  #setDue (entry: Entry, dueAt: number): void {
+    entry.expiresAt = dueAt
+    this.#due.resort(entry)
+  }
+
+  #end (entry: Entry): void {
+    entry.ended = true
+    this.#freeSlotOf(entry.sessionId)
+  }
+
+  #freeSlotOf (sessionId: string): void {
+    const slot = this.#slotsBySession.get(sessionId)
+    if (slot !== undefined) this.#forget(slot)
   }
 
   /** Forgets every slot whose time is up; returns the time it compared with. */
@@ -176,6 +296,11 @@ export class MemorySessionStore implements SessionStore {
       this.#slotsBySession.delete(slot.sessionId)
     }
   }
+}
+
+function view (entry: Entry, now: number): TrackedSession {
+  const { sessionId, key, checks, ended, deliveries } = entry
+  return { sessionId, key, ageMs: now - entry.trackedAt, checks, ended, deliveries }
 }
 
 function earliestExpiry (slots: readonly Slot[] = []): number | undefined {

@@ -8,7 +8,9 @@ import type { BrowserPolicy } from '../route/browser-body.js'
 import { buildBodySchema, type ClientField } from '../route/route-schemas.js'
 import type { OsharaVoiceOptions } from '../types.js'
 import { objectOption } from '../validate.js'
-import { checkGroup, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
+import { MemorySessionStore } from '../limits/memory-store.js'
+import type { TrackerConfig } from '../tracking/tracker.js'
+import { checkGroup, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
 
 type MaybePromise<T> = T | Promise<T>
 
@@ -19,7 +21,7 @@ type Given = Normalized<typeof PLUGIN_OPTIONS>
  * options used as their checks returned them come straight from `PLUGIN_OPTIONS`; the rest are
  * turned into what the route needs.
  */
-export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client'> {
+export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking'> {
   /** The slug when `agent` is a string. */
   readonly agentSlug: string | undefined
   readonly resolveAgent: ((request: FastifyRequest) => MaybePromise<string>) | undefined
@@ -30,6 +32,8 @@ export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' 
   readonly client: OsharaClient
   /** The plugin made the client, so it closes it on `onClose`. */
   readonly ownsClient: boolean
+  /** Session tracking, when on. */
+  readonly tracking: TrackerConfig | undefined
 }
 
 /** A reservation outlives the longest upstream call: the deadline plus this margin. */
@@ -70,15 +74,41 @@ function sessionClient (options: Record<string, unknown>, origin: string | undef
   return { client, ownsClient: false }
 }
 
+/**
+ * Tracking is on when `apiKey` is set and `limits` or `onSessionEnd` is, unless `tracking: false`.
+ * Lookups need the key, so asking for tracking (or `onSessionEnd`) without one fails here.
+ */
+function sessionTracking (given: Given, options: Record<string, unknown>): TrackerConfig | undefined {
+  const { tracking, onSessionEnd, limits } = given
+  const hasApiKey = given.client === undefined ? options.apiKey !== undefined : given.client.hasApiKey
+  if (tracking === false) {
+    if (onSessionEnd !== undefined) throw invalidOption('onSessionEnd', 'needs session tracking, which tracking: false turns off', 'remove tracking: false, or onSessionEnd')
+    return undefined
+  }
+  const needsKey = 'the plugin learns that a call ended from its summary (GET /api/billing/sessions/{id}/), which needs X-API-Key'
+  if (!hasApiKey) {
+    if (onSessionEnd !== undefined) throw invalidOption('onSessionEnd', `needs apiKey: ${needsKey}`, 'set apiKey (e.g. process.env.OSHARA_API_KEY), or remove onSessionEnd')
+    if (tracking !== undefined) throw invalidOption('tracking', `needs apiKey: ${needsKey}`, 'set apiKey, or remove tracking')
+    return undefined
+  }
+  if (tracking === undefined && limits === undefined && onSessionEnd === undefined) return undefined
+  const { store: trackingStore, ...settings } = tracking ?? checkGroup(TRACKING_OPTIONS, {}, 'tracking.')
+  const path = trackingStore !== undefined ? 'tracking.store' : 'limits.store'
+  const store = checkTrackingStore(trackingStore ?? limits?.store ?? new MemorySessionStore(), path)
+  return { ...settings, store, shared: !(store instanceof MemorySessionStore), onSessionEnd }
+}
+
 export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
   const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
-  const { origin, agent, agents, clientFields, languages, limits, client, ...given } = checkGroup(PLUGIN_OPTIONS, options, '')
+  const checked = checkGroup(PLUGIN_OPTIONS, options, '')
+  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, ...given } = checked
   const { bodySchema, ...policy } = browserPolicy(clientFields, agents, languages)
   return Object.freeze({
     ...given,
     ...agent,
     policy,
     bodySchema,
+    tracking: sessionTracking(checked, options),
     ...sessionLimits(limits, options),
     // Last: every other option is checked before a connection pool is made.
     ...sessionClient(options, origin, client)

@@ -6,12 +6,13 @@ import type { OsharaClientOptions, OsharaLogger } from '../client/options.js'
 import type { RetryOptions, RetryPolicy } from '../client/retry.js'
 import { invalidOption } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
-import type { SessionStore } from '../limits/store.js'
+import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
 import { CLIENT_FIELDS, type ClientField } from '../route/route-schemas.js'
 import type {
   OsharaLimitsOptions,
   OsharaRouteDocs,
   OsharaRouteOptions,
+  OsharaTrackingOptions,
   OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,
   OsharaVoiceOwnClientOptions
@@ -67,6 +68,13 @@ export const DEFAULTS = Object.freeze({
     failureThreshold: 5,
     cooldownMs: 10000
   } satisfies { readonly [K in keyof BreakerOptions]-?: unknown }),
+  tracking: Object.freeze({
+    firstCheckMs: 15_000,
+    maxCheckIntervalMs: 120_000,
+    maxTrackMs: 4 * 60 * 60 * 1000,
+    concurrency: 4,
+    leaseMs: 60_000
+  }),
   /** Also: `store` is a new `MemorySessionStore` per registration; `holdMs` the session's `expires_in_seconds`; no `global` limit. */
   limits: Object.freeze({
     key: (request: FastifyRequest): string => request.ip,
@@ -294,6 +302,25 @@ function checkStore (value: unknown, path: string): SessionStore {
   return value as SessionStore
 }
 
+/** A store for `tracking.store` (or `limits.store` when tracking is on): it must implement the tracking methods too. */
+export function checkTrackingStore (store: SessionStore, path: string): TrackingSessionStore {
+  const missing = TRACKING_METHODS.filter((method) => typeof (store as unknown as Record<string, unknown>)[method] !== 'function')
+  if (missing.length > 0) {
+    throw invalidOption(path, `does not implement ${missing.join(', ')}, which session tracking needs`,
+      'use MemorySessionStore or RedisSessionStore, implement the tracking methods (see the store contract in the README), or set tracking: false')
+  }
+  return store as TrackingSessionStore
+}
+
+export const TRACKING_OPTIONS = {
+  firstCheckMs: integer(DEFAULTS.tracking.firstCheckMs, 1),
+  maxCheckIntervalMs: integer(DEFAULTS.tracking.maxCheckIntervalMs, 1),
+  maxTrackMs: integer(DEFAULTS.tracking.maxTrackMs, 1),
+  concurrency: integer(DEFAULTS.tracking.concurrency, 1, 100),
+  leaseMs: integer(DEFAULTS.tracking.leaseMs, 1),
+  store: optional(checkStore)
+} satisfies OptionGroup<OsharaTrackingOptions>
+
 export const LIMIT_OPTIONS = {
   concurrency: {
     check: (value, path) => {
@@ -405,7 +432,11 @@ export const PLUGIN_OPTIONS = {
   response: userFunction<OsharaVoiceBaseOptions['response']>('(session, request) => ({ ... })'),
   client: optional(checkClient),
   allowedOrigins: { check: checkAllowedOrigins },
-  public: flag(DEFAULTS.plugin.public)
+  public: flag(DEFAULTS.plugin.public),
+  onSessionEnd: userFunction<OsharaVoiceBaseOptions['onSessionEnd']>('(summary, { sessionId, key }) => { ... }'),
+  tracking: {
+    check: (value, path) => value === undefined || value === false ? value : normalizeGroup(TRACKING_OPTIONS, value, path)
+  }
 } satisfies OptionGroup<Omit<OsharaVoiceOwnClientOptions, keyof OsharaUpstreamOptions>>
 
 /** Every name `register` accepts (in the order the error messages list them). */

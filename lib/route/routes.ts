@@ -5,7 +5,7 @@ import { callbackFailure } from '../app-callback.js'
 import type { OsharaSession, SessionRequest } from '../client/schemas.js'
 import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
-import { mint } from '../mint.js'
+import { type Minter, mint } from '../mint.js'
 import type { PluginConfig } from '../options/normalize.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
@@ -47,7 +47,7 @@ function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHan
   }
 }
 
-export function registerRoutes (fastify: FastifyInstance, config: PluginConfig): void {
+export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, minter: Minter): void {
   const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
   const crossSite = refuseCrossSite(config.allowedOrigins)
   const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
@@ -77,7 +77,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig):
       body: config.bodySchema,
       ...(config.response === undefined ? { response: { 200: TokenReplySchema } } : {})
     },
-    handler: (request, reply) => handleTokenRequest(config, request as RequestWithSignal, reply)
+    handler: (request, reply) => handleTokenRequest(config, minter, request as RequestWithSignal, reply)
   })
   if (config.limiter === undefined) return
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
@@ -161,11 +161,11 @@ async function reportFailure (config: PluginConfig, request: FastifyRequest, rep
 }
 
 /** The `POST {path}` handler. */
-async function handleTokenRequest (config: PluginConfig, request: RequestWithSignal, reply: FastifyReply): Promise<Record<string, unknown>> {
+async function handleTokenRequest (config: PluginConfig, minter: Minter, request: RequestWithSignal, reply: FastifyReply): Promise<Record<string, unknown>> {
   try {
     const draft = await buildDraft(config, request)
     const key = config.limiter === undefined ? undefined : await limitKey(config, request)
-    const body = await mint(config, draft, {
+    const body = await mint(minter, draft, {
       key,
       log: request.log,
       signal: request[kDisconnect] as DisconnectSignal,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { AcquireResult, SessionStore, SlotRequest } from '../limits/store.js'
+import { TRACKING_METHODS, type AcquireResult, type ClaimResult, type SessionStore, type SlotRequest, type TrackedSession, type TrackingSessionStore } from '../limits/store.js'
 
 export interface SessionStoreContractOptions<Store extends SessionStore = SessionStore> {
   /** A fresh, empty store; called once at the start of every case. */
@@ -14,8 +14,19 @@ export interface SessionStoreContractOptions<Store extends SessionStore = Sessio
    * until the slot frees, which takes about half a second per case.
    */
   advance?: ((ms: number) => void | Promise<void>) | undefined
-  /** How long past its `pendingMs` or `holdMs` a slot may take to free before the case fails. Default 10 000 ms. */
+  /**
+   * How long past its `pendingMs` or `holdMs` a slot may take to free, and a tracked session to become
+   * due after its `firstCheckMs`, `delayMs` or lease, before the case fails. Default 10 000 ms.
+   */
   expiryTimeoutMs?: number | undefined
+  /**
+   * The session tracking cases (named `tracking: ...`): `true` runs them, and a store without the
+   * tracking methods fails them; `false` leaves them out of the list. By default each one checks the
+   * store it creates: with none of `TRACKING_METHODS` it passes without checking anything (the store
+   * cannot back tracking, and says so by having none of them); with some but not all, it fails, as the
+   * plugin refuses such a store.
+   */
+  tracking?: boolean | undefined
 }
 
 /** One case of the contract: register `run` with your test runner under `name`. */
@@ -321,6 +332,419 @@ const CASES: Record<string, Body> = {
   }
 }
 
+// Session tracking (see `TrackingStore`).
+
+/** Short enough to wait for in real time, long enough to see the session not due first. */
+const FIRST_CHECK_MS = 300
+const LEASE_MS = 300
+const DELAY_MS = 300
+const OWNER_A = 'tracker-a'
+const OWNER_B = 'tracker-b'
+
+interface TrackingHarness extends Harness {
+  readonly store: TrackingSessionStore
+}
+
+type TrackingBody = (harness: TrackingHarness) => Promise<void>
+
+/** The tracking methods `store` has; the store can back tracking when it has all of them. */
+function trackingMethodsOf (store: SessionStore): string[] {
+  return TRACKING_METHODS.filter((method) => typeof (store as Partial<TrackingSessionStore>)[method] === 'function')
+}
+
+async function claim (store: TrackingSessionStore, owner: string, leaseMs = LONG_MS, limit = 10): Promise<ClaimResult> {
+  const result = await store.claimDue({ owner, leaseMs, limit })
+  assert.ok(Array.isArray(result?.sessions), `claimDue for ${owner}: sessions is an array, got ${JSON.stringify(result)}`)
+  return result
+}
+
+function idsOf (sessions: readonly TrackedSession[]): string[] {
+  return sessions.map((session) => session.sessionId)
+}
+
+/** The one session `sessions` holds, asserted to be `sessionId`. */
+function onlySession (sessions: readonly TrackedSession[], sessionId: string, what: string): TrackedSession {
+  assert.deepEqual(idsOf(sessions), [sessionId], `${what}: claimed sessions`)
+  return sessions[0] as TrackedSession
+}
+
+/** Asserts what a claimed entry says about its session (`ageMs` is checked where it is known). */
+function assertEntry (session: TrackedSession, expected: Omit<TrackedSession, 'ageMs'>, what: string): void {
+  const { ageMs, ...rest } = session
+  assert.deepEqual(rest, expected, `${what}: the claimed entry`)
+  assert.ok(typeof ageMs === 'number' && ageMs >= 0, `${what}: ageMs ${ageMs} is a number, not negative`)
+}
+
+async function assertNothingDue (store: TrackingSessionStore, owner: string, what: string): Promise<ClaimResult> {
+  const result = await claim(store, owner)
+  assert.deepEqual(idsOf(result.sessions), [], `${what}: nothing is due`)
+  return result
+}
+
+/** Asserts that `nextDueMs` says an entry becomes due `ms` after `since` (a time taken before it was scheduled). */
+function assertNextDue (h: Harness, result: ClaimResult, since: number, ms: number, what: string): void {
+  const next = result.nextDueMs
+  assert.equal(typeof next, 'number', `${what}: nextDueMs is a number, got ${next}`)
+  const least = ms - (h.clock.now() - since) - (h.clock.real ? CLOCK_SLACK_MS : 0)
+  assert.ok((next as number) <= ms && (next as number) >= Math.max(0, least), `${what}: nextDueMs ${next} is in [${Math.max(0, Math.ceil(least))}, ${ms}]`)
+}
+
+/** Lets time pass until an entry scheduled (before `after`) to be due `ms` later is due by any clock. */
+async function passUntilDue (h: Harness, after: number, ms: number): Promise<void> {
+  const until = after + ms + (h.clock.real ? CLOCK_SLACK_MS : 0)
+  while (h.clock.now() < until) await h.clock.pass(Math.max(1, until - h.clock.now()))
+}
+
+/**
+ * Claims for `owner`, polling, until something is claimed, and asserts that it was not due before
+ * `ms` after `since` (a time taken before the entry was tracked, rescheduled or leased). With the
+ * caller's clock, it first checks that nothing is due 1 ms before. Returns what was claimed.
+ */
+async function claimOnceDue (h: TrackingHarness, owner: string, since: number, ms: number, what: string, leaseMs = LONG_MS): Promise<TrackedSession[]> {
+  if (!h.clock.real) {
+    await h.clock.pass(Math.max(0, since + ms - 1 - h.clock.now()))
+    assert.deepEqual(idsOf((await claim(h.store, owner, leaseMs)).sessions), [], `${what}: claimed 1 ms before it is due`)
+  }
+  const deadline = Math.max(h.clock.now(), since + ms) + h.expiryTimeoutMs
+  for (;;) {
+    const { sessions } = await claim(h.store, owner, leaseMs)
+    if (sessions.length > 0) {
+      const elapsed = h.clock.now() - since
+      assert.ok(elapsed >= ms - (h.clock.real ? CLOCK_SLACK_MS : 0), `${what}: claimed after ${Math.round(elapsed)} ms, before its ${ms} ms`)
+      return sessions
+    }
+    if (h.clock.now() >= deadline) assert.fail(`${what}: not due ${h.expiryTimeoutMs} ms after it should have been`)
+    await h.clock.pass(POLL_MS)
+  }
+}
+
+/** Acquires a slot for `slotRequest` and binds it to `sessionId` for `LONG_MS`, tracked, due `firstCheckMs` from now. */
+async function bindTracked (store: TrackingSessionStore, sessionId: string, slotRequest: SlotRequest, firstCheckMs = 0): Promise<void> {
+  const slotId = await slotOf(store, slotRequest, `acquire for ${sessionId}`)
+  assert.equal(await store.bind(slotId, sessionId, LONG_MS, { firstCheckMs }), true, `bind ${sessionId} with track`)
+}
+
+/** Asserts that nothing is tracked any more: nothing to claim, nothing due later. */
+async function assertNothingTracked (store: TrackingSessionStore, what: string): Promise<void> {
+  const result = await assertNothingDue(store, OWNER_B, what)
+  assert.equal(result.nextDueMs, undefined, `${what}: nextDueMs, with nothing tracked`)
+}
+
+const TRACKING_CASES: Record<string, TrackingBody> = {
+  async 'tracking: bind with track holds the slot and makes the session due after firstCheckMs, not before' (h) {
+    const { store, clock } = h
+    const key = request('ip-1', { concurrency: 1 })
+    const slotId = await slotOf(store, key)
+    const since = clock.now()
+    assert.equal(await store.bind(slotId, 'sess-1', LONG_MS, { firstCheckMs: FIRST_CHECK_MS }), true, 'bind with track')
+    refusedWithin(await store.acquire(key), 'key', LONG_MS, 'the tracked session holds its slot')
+    const [session] = await claimOnceDue(h, OWNER_A, since, FIRST_CHECK_MS, 'the tracked session')
+    const elapsed = clock.now() - since
+    assertEntry(onlySession([session as TrackedSession], 'sess-1', 'after firstCheckMs'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }, 'first claim')
+    const { ageMs } = session as TrackedSession
+    const slack = clock.real ? CLOCK_SLACK_MS : 0
+    assert.ok(ageMs >= FIRST_CHECK_MS - slack && ageMs <= elapsed + slack, `ageMs ${ageMs} counts from the bind: in [${FIRST_CHECK_MS}, ${Math.round(elapsed)}]`)
+    refusedWithin(await store.acquire(key), 'key', LONG_MS, 'claiming keeps the slot held')
+    await assertNothingDue(store, OWNER_B, 'leased to owner A')
+  },
+
+  async 'tracking: bind without track, or a bind that fails, tracks nothing' ({ store }) {
+    assert.equal(await store.bind(await slotOf(store, request('ip-1')), 'sess-untracked', LONG_MS), true, 'bind without track')
+    const late = await slotOf(store, request('ip-2'))
+    await store.release(late)
+    assert.equal(await store.bind(late, 'sess-late', LONG_MS, { firstCheckMs: 0 }), false, 'a late bind with track')
+    assert.equal(await store.bind('no-such-slot', 'sess-unknown', LONG_MS, { firstCheckMs: 0 }), false, 'a bind of an unknown id with track')
+    await bindTracked(store, 'sess-1', request('ip-3'))
+    assert.deepEqual(idsOf((await claim(store, OWNER_A)).sessions), ['sess-1'], 'only the session bound with track is due')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'the untracked session is not listed')
+    assert.equal(await store.markEnded('sess-untracked'), false, 'markEnded of the untracked session')
+    assert.equal(await store.untrack('sess-late'), false, 'untrack of the late-bound session')
+    await assertFree(store, request('ip-2', { concurrency: 1 }), 'the late bind brought no slot back')
+  },
+
+  async 'tracking: a claim leases its entries: no other owner claims them until the lease ends, then one takes them over' (h) {
+    const { store, clock } = h
+    await bindTracked(store, 'sess-1', request('ip-1'))
+    const since = clock.now()
+    const { sessions } = await claim(store, OWNER_A, LEASE_MS)
+    assertEntry(onlySession(sessions, 'sess-1', 'owner A'), { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }, 'owner A')
+    const [taken] = await claimOnceDue(h, OWNER_B, since, LEASE_MS, 'the leased entry, for owner B')
+    assertEntry(onlySession([taken as TrackedSession], 'sess-1', 'owner B after the lease'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }, 'owner B takes it over')
+    await assertNothingDue(store, OWNER_A, 'owner B leased it: owner A')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0 }), false, 'owner A\'s reschedule after the takeover')
+    assert.equal(await store.untrack('sess-1', OWNER_A), false, 'owner A\'s untrack after the takeover')
+    assert.equal(await store.reschedule('sess-1', OWNER_B, { delayMs: 0, checks: 1 }), true, 'owner B\'s reschedule')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'owner A claims it again'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 1, ended: false, deliveries: 0 }, 'owner A, after owner B rescheduled')
+  },
+
+  async 'tracking: claimDue claims at most limit entries, earliest due first' (h) {
+    const { store, clock } = h
+    const firstChecks: Record<string, number> = { 'sess-500': 500, 'sess-100': 100, 'sess-300': 300, 'sess-400': 400, 'sess-200': 200 }
+    await Promise.all(Object.entries(firstChecks).map(async ([sessionId, firstCheckMs], i) => {
+      if (i % 2 === 0) await store.track(sessionId, { firstCheckMs })
+      else await bindTracked(store, sessionId, request(`ip-${i}`), firstCheckMs)
+    }))
+    await passUntilDue(h, clock.now(), 500)
+    const since = clock.now()
+    const first = await claim(store, OWNER_A, LONG_MS, 2)
+    assert.deepEqual(idsOf(first.sessions), ['sess-100', 'sess-200'], 'limit 2: the two due first')
+    assert.equal(first.nextDueMs, 0, 'nextDueMs: the next entry is due already')
+    assert.deepEqual(idsOf((await claim(store, OWNER_B, LONG_MS, 2)).sessions), ['sess-300', 'sess-400'], 'limit 2 again: the next two')
+    const last = await claim(store, OWNER_A, LONG_MS, 10)
+    assert.deepEqual(idsOf(last.sessions), ['sess-500'], 'limit 10: the one left')
+    assertNextDue(h, last, since, LONG_MS, 'all leased: the first lease to end')
+  },
+
+  async 'tracking: nextDueMs is the time until the next entry not claimed is due, undefined when nothing is' (h) {
+    const { store, clock } = h
+    await assertNothingTracked(store, 'a fresh store')
+    const since = clock.now()
+    await store.track('sess-later', { firstCheckMs: LONG_MS })
+    await bindTracked(store, 'sess-now', request('ip-1'))
+    const first = await claim(store, OWNER_A, 20_000)
+    onlySession(first.sessions, 'sess-now', 'the due entry')
+    assertNextDue(h, first, since, LONG_MS, 'the one not claimed')
+    const second = await assertNothingDue(store, OWNER_B, 'another owner')
+    assertNextDue(h, second, since, 20_000, 'a leased entry is due when its lease ends')
+    assert.equal(await store.untrack('sess-now'), true, 'untrack the leased entry')
+    assertNextDue(h, await assertNothingDue(store, OWNER_B, 'after untrack'), since, LONG_MS, 'the entry left')
+
+    await Promise.all([store.track('sess-x', { firstCheckMs: 0 }), store.track('sess-y', { firstCheckMs: 0 })])
+    const one = await claim(store, OWNER_A, LONG_MS, 1)
+    assert.equal(one.sessions.length, 1, 'limit 1 of two due entries')
+    assert.equal(one.nextDueMs, 0, 'nextDueMs: the other is due already')
+  },
+
+  async 'tracking: the owner reschedules an entry: due again after delayMs, with checks and deliveries set' (h) {
+    const { store, clock } = h
+    await bindTracked(store, 'sess-1', request('ip-1'))
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'claim')
+    const since = clock.now()
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: DELAY_MS, checks: 1 }), true, 'the owner reschedules')
+    assertNextDue(h, await assertNothingDue(store, OWNER_B, 'right after reschedule'), since, DELAY_MS, 'the rescheduled entry')
+    const [again] = await claimOnceDue(h, OWNER_B, since, DELAY_MS, 'the rescheduled entry')
+    assertEntry(onlySession([again as TrackedSession], 'sess-1', 'after delayMs'), { sessionId: 'sess-1', key: 'ip-1', checks: 1, ended: false, deliveries: 0 }, 'checks set')
+    assert.equal(await store.reschedule('sess-1', OWNER_B, { delayMs: 0, deliveries: 2 }), true, 'owner B reschedules, due at once')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'due at once'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 1, ended: false, deliveries: 2 }, 'deliveries set, checks kept')
+    refusedWithin(await store.acquire(request('ip-1', { concurrency: 1 })), 'key', LONG_MS, 'rescheduling keeps the slot held')
+  },
+
+  async 'tracking: only the owner, the tracker that claimed the entry last, reschedules it' ({ store }) {
+    await bindTracked(store, 'sess-1', request('ip-1'))
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0 }), false, 'an entry not claimed yet')
+    assert.equal(await store.reschedule('sess-unknown', OWNER_A, { delayMs: 0 }), false, 'an unknown session')
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'claim')
+    assert.equal(await store.reschedule('sess-1', OWNER_B, { delayMs: 0, ended: true, checks: 5 }), false, 'another owner')
+    await assertNothingDue(store, OWNER_B, 'a refused reschedule changes nothing: still leased')
+    refusedWithin(await store.acquire(request('ip-1', { concurrency: 1 })), 'key', LONG_MS, 'a refused reschedule frees no slot')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: LONG_MS }), true, 'the owner')
+    assert.equal(await store.reschedule('sess-1', OWNER_B, { delayMs: 0 }), false, 'another owner, once the lease is released')
+    await assertNothingDue(store, OWNER_B, 'the refused reschedule did not make it due')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, checks: 1 }), true, 'the owner again: it owns the entry until another claims it')
+    assertEntry(onlySession((await claim(store, OWNER_B)).sessions, 'sess-1', 'owner B claims it'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 1, ended: false, deliveries: 0 }, 'owner B')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0 }), false, 'owner A, once owner B claimed it')
+    assert.equal(await store.untrack('sess-1', OWNER_A), false, 'untrack by owner A, once owner B claimed it')
+    assert.equal(await store.untrack('sess-1', OWNER_B), true, 'untrack by owner B')
+  },
+
+  async 'tracking: reschedule with ended frees the slot at once; the entry stays, claimable with ended true' ({ store }) {
+    const key = request('ip-1', { concurrency: 1 })
+    await bindTracked(store, 'sess-1', key)
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'claim')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, ended: true, checks: 3 }), true, 'reschedule with ended')
+    await assertFree(store, key, 'the ended session\'s slot')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'the key holds no tracked session')
+    assert.equal(await store.releaseSession('sess-1'), false, 'the ended session holds no slot')
+    assertEntry(onlySession((await claim(store, OWNER_B)).sessions, 'sess-1', 'the ended entry'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 3, ended: true, deliveries: 0 }, 'ended, with the key that held its slot')
+    assert.equal(await store.reschedule('sess-1', OWNER_B, { delayMs: 0, deliveries: 1 }), true, 'a failed delivery')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'after the failed delivery'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 3, ended: true, deliveries: 1 }, 'still ended')
+    assert.equal(await store.untrack('sess-1', OWNER_A), true, 'delivered')
+    await assertNothingTracked(store, 'after untrack')
+  },
+
+  async 'tracking: the owner ends an entry, delivers it and untracks it; markEnded meanwhile changes nothing' ({ store }) {
+    const key = request('ip-1', { concurrency: 1 })
+    await bindTracked(store, 'sess-1', key)
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'claim')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: LONG_MS, ended: true }), true, 'reschedule with ended, for the delivery')
+    await assertFree(store, key, 'the ended session\'s slot')
+    assert.equal(await store.markEnded('sess-1'), true, 'markEnded of the ended entry')
+    await assertNothingDue(store, OWNER_B, 'markEnded leaves an ended entry as it is: no second delivery')
+    assert.equal(await store.untrack('sess-1', OWNER_B), false, 'untrack by another owner')
+    assert.equal(await store.untrack('sess-1', OWNER_A), true, 'the owner untracks it once delivered')
+    await assertNothingTracked(store, 'after untrack')
+  },
+
+  async 'tracking: untrack removes the entry and frees its slot; with an owner, only by the tracker that claimed it last' ({ store }) {
+    const first = request('ip-1', { concurrency: 1 })
+    const second = request('ip-2', { concurrency: 1 })
+    await bindTracked(store, 'sess-1', first, LONG_MS)
+    await bindTracked(store, 'sess-2', second)
+    assert.equal(await store.untrack('sess-1'), true, 'untrack without an owner, not claimed')
+    await assertFree(store, first, 'the untracked session\'s slot')
+    assert.equal(await store.untrack('sess-1'), false, 'untrack again')
+    assert.equal(await store.untrack('sess-unknown'), false, 'untrack an unknown session')
+
+    assert.equal(await store.untrack('sess-2', OWNER_A), false, 'untrack with an owner, not claimed')
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-2', 'claim')
+    assert.equal(await store.untrack('sess-2', OWNER_B), false, 'untrack by another owner')
+    refusedWithin(await store.acquire(second), 'key', LONG_MS, 'a refused untrack frees no slot')
+    assert.deepEqual(await store.sessionsOf('ip-2'), ['sess-2'], 'a refused untrack keeps tracking')
+    assert.equal(await store.untrack('sess-2', OWNER_A), true, 'untrack by the owner')
+    await assertFree(store, second, 'the untracked session\'s slot')
+    assert.equal(await store.releaseSession('sess-2'), false, 'untrack freed the slot with its session')
+    await assertNothingTracked(store, 'after untrack')
+  },
+
+  async 'tracking: markEnded frees the slot, marks the session ended and makes it due now unless leased' (h) {
+    const { store, clock } = h
+    const key = request('ip-1', { concurrency: 1 })
+    await bindTracked(store, 'sess-1', key, LONG_MS)
+    assert.equal(await store.markEnded('sess-1'), true, 'markEnded')
+    await assertFree(store, key, 'the ended session\'s slot')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'due now, not after firstCheckMs'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: true, deliveries: 0 }, 'marked ended')
+    assert.equal(await store.markEnded('sess-unknown'), false, 'an unknown session')
+    assert.equal(await store.untrack('sess-1', OWNER_A), true, 'untrack')
+
+    await bindTracked(store, 'sess-2', key)
+    const since = clock.now()
+    onlySession((await claim(store, OWNER_A, 20_000)).sessions, 'sess-2', 'claim')
+    assert.equal(await store.markEnded('sess-2'), true, 'markEnded while leased')
+    await assertFree(store, key, 'the leased session\'s slot')
+    assertNextDue(h, await assertNothingDue(store, OWNER_B, 'a leased entry stays leased'), since, 20_000, 'due when its lease ends')
+    assert.equal(await store.reschedule('sess-2', OWNER_A, { delayMs: 0 }), true, 'the owner reschedules it')
+    assertEntry(onlySession((await claim(store, OWNER_B)).sessions, 'sess-2', 'after the reschedule'),
+      { sessionId: 'sess-2', key: 'ip-1', checks: 0, ended: true, deliveries: 0 }, 'a reschedule without ended keeps it ended')
+    assert.equal(await store.untrack('sess-2', OWNER_B), true, 'untrack')
+
+    await bindTracked(store, 'sess-3', key)
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-3', 'claim')
+    assert.equal(await store.reschedule('sess-3', OWNER_A, { delayMs: LONG_MS, checks: 1 }), true, 'still running: the owner reschedules it')
+    assert.equal(await store.markEnded('sess-3'), true, 'markEnded of a rescheduled entry')
+    await assertFree(store, key, 'the rescheduled session\'s slot')
+    assertEntry(onlySession((await claim(store, OWNER_B)).sessions, 'sess-3', 'no longer leased: due now'),
+      { sessionId: 'sess-3', key: 'ip-1', checks: 1, ended: true, deliveries: 0 }, 'marked ended')
+  },
+
+  async 'tracking: sessionsOf lists the tracked sessions whose slots a key holds' ({ store }) {
+    const key = request('ip-1')
+    await bindTracked(store, 'sess-1', key, LONG_MS)
+    await bindTracked(store, 'sess-2', key, LONG_MS)
+    assert.equal(await store.bind(await slotOf(store, key), 'sess-untracked', LONG_MS), true, 'bind without track')
+    await slotOf(store, request('ip-1', { concurrency: 4 }), 'a pending slot')
+    await bindTracked(store, 'sess-3', request('ip-2'), LONG_MS)
+    await store.track('sess-no-slot', { firstCheckMs: LONG_MS })
+    const sorted = async (k: string): Promise<string[]> => [...await store.sessionsOf(k)].sort()
+    assert.deepEqual(await sorted('ip-1'), ['sess-1', 'sess-2'], 'ip-1')
+    assert.deepEqual(await sorted('ip-2'), ['sess-3'], 'ip-2')
+    assert.deepEqual(await sorted('ip-3'), [], 'a key that holds nothing')
+    assert.equal(await store.releaseSession('sess-1'), true, 'releaseSession')
+    assert.deepEqual(await sorted('ip-1'), ['sess-2'], 'ip-1 after releaseSession')
+    assert.equal(await store.markEnded('sess-2'), true, 'markEnded')
+    assert.deepEqual(await sorted('ip-1'), [], 'ip-1 after markEnded')
+    assert.equal(await store.untrack('sess-3'), true, 'untrack')
+    assert.deepEqual(await sorted('ip-2'), [], 'ip-2 after untrack')
+  },
+
+  async 'tracking: releaseSession frees the slot and keeps tracking the session' ({ store }) {
+    const key = request('ip-1', { concurrency: 1 })
+    await bindTracked(store, 'sess-1', key)
+    assert.equal(await store.releaseSession('sess-1', 'ip-1'), true, 'releaseSession')
+    await assertFree(store, key, 'the released slot')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'the key holds no tracked session')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'still tracked'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }, 'released, not ended')
+    assert.equal(await store.untrack('sess-1', OWNER_A), true, 'untrack')
+  },
+
+  async 'tracking: a tracked session\'s slot still expires after holdMs; the entry stays' (h) {
+    const { store, clock } = h
+    const key = request('ip-1', { concurrency: 1 })
+    const slotId = await slotOf(store, key)
+    const since = clock.now()
+    assert.equal(await store.bind(slotId, 'sess-1', HOLD_MS, { firstCheckMs: LONG_MS }), true, 'bind with track')
+    await assertHeld(h, key, 'key', since, HOLD_MS, 'right after bind')
+    await assertExpires(h, key, 'key', since, HOLD_MS, 'the tracked session\'s slot')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'the key holds no tracked session')
+    assert.equal(await store.markEnded('sess-1'), true, 'still tracked')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'still tracked'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: true, deliveries: 0 }, 'after its slot expired')
+  },
+
+  async 'tracking: track starts tracking a session that holds no slot, without a key' ({ store, clock }) {
+    const since = clock.now()
+    await store.track('sess-1', { firstCheckMs: 0 })
+    const [session] = (await claim(store, OWNER_A)).sessions
+    assertEntry(onlySession([session as TrackedSession], 'sess-1', 'due at once'), { sessionId: 'sess-1', key: undefined, checks: 0, ended: false, deliveries: 0 }, 'no key')
+    assert.ok((session as TrackedSession).ageMs <= clock.now() - since + (clock.real ? CLOCK_SLACK_MS : 0), 'ageMs counts from track')
+    assert.equal(await store.releaseSession('sess-1'), false, 'it holds no slot')
+    assert.equal(await store.markEnded('sess-1'), true, 'markEnded')
+    assert.equal(await store.untrack('sess-1', OWNER_A), true, 'untrack by the owner')
+    await assertNothingTracked(store, 'after untrack')
+  },
+
+  async 'tracking: 200 parallel claims by 4 owners claim each due entry exactly once' ({ store }) {
+    const sessionIds = Array.from({ length: 60 }, (_, i) => `sess-${i}`)
+    await Promise.all(sessionIds.map((sessionId, i) => i % 2 === 0
+      ? store.track(sessionId, { firstCheckMs: 0 })
+      : bindTracked(store, sessionId, request(`ip-${i % 10}`, { concurrency: 10 }))))
+    const owners = ['tracker-0', 'tracker-1', 'tracker-2', 'tracker-3']
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+      claim(store, owners[i % 4] as string, LONG_MS, 1 + (i % 3)).then(({ sessions }) => ({ owner: owners[i % 4] as string, sessions }))))
+    const claims = results.flatMap(({ owner, sessions }) => sessions.map(({ sessionId }) => ({ owner, sessionId })))
+    const claimed = claims.map(({ sessionId }) => sessionId)
+    assert.equal(claimed.length, new Set(claimed).size, `${claimed.length} claims, ${new Set(claimed).size} distinct sessions: an entry was claimed twice`)
+    assert.deepEqual([...claimed].sort(), [...sessionIds].sort(), 'every due entry was claimed')
+    for (const { owner, sessionId } of claims) {
+      const other = owners.find((candidate) => candidate !== owner) as string
+      assert.equal(await store.untrack(sessionId, other), false, `${sessionId}: untrack by an owner that did not claim it`)
+      assert.equal(await store.untrack(sessionId, owner), true, `${sessionId}: untrack by the owner that claimed it`)
+    }
+    await assertNothingTracked(store, 'after untrack')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'no key holds a tracked session')
+    await assertFree(store, request('ip-1', { concurrency: 1 }), 'untrack freed the slots')
+  },
+
+  async 'tracking: nothing is left after untrack, whatever state the entries were in' ({ store }) {
+    const key = request('ip-1', { concurrency: 5 })
+    await bindTracked(store, 'sess-leased', key)
+    await bindTracked(store, 'sess-waiting', key, LONG_MS)
+    await bindTracked(store, 'sess-released', key, LONG_MS)
+    await bindTracked(store, 'sess-ended', key, LONG_MS)
+    await store.track('sess-no-slot', { firstCheckMs: LONG_MS })
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-leased', 'claim')
+    assert.equal(await store.releaseSession('sess-released'), true, 'releaseSession')
+    assert.equal(await store.markEnded('sess-ended'), true, 'markEnded')
+    assert.equal(await store.untrack('sess-leased', OWNER_A), true, 'untrack the leased one')
+    for (const sessionId of ['sess-waiting', 'sess-released', 'sess-ended', 'sess-no-slot']) {
+      assert.equal(await store.untrack(sessionId), true, `untrack ${sessionId}`)
+    }
+    await assertNothingTracked(store, 'after untrack')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'ip-1 holds no tracked session')
+    await assertFree(store, request('ip-1', { concurrency: 1 }), 'every slot is free')
+  }
+}
+
+/** Runs a tracking case on `store` when it has every tracking method (or `required`); see `tracking`. */
+async function runTracking (body: TrackingBody, harness: Harness, required: boolean): Promise<void> {
+  const present = trackingMethodsOf(harness.store)
+  if (present.length === 0 && !required) return
+  const missing = TRACKING_METHODS.filter((method) => !present.includes(method))
+  if (missing.length > 0) {
+    assert.fail(`the store implements ${present.length === 0 ? 'no tracking method' : present.join(', ')} but not ${missing.join(', ')}: ` +
+      'a store that backs session tracking needs all of them')
+  }
+  await body({ ...harness, store: harness.store as TrackingSessionStore })
+}
+
 /**
  * The `SessionStore` contract (see `SessionStore`) as a list of named cases, runner-agnostic: each
  * `run` creates a fresh store with `createStore`, checks it with `node:assert/strict` and rejects
@@ -329,13 +753,22 @@ const CASES: Record<string, Body> = {
  * ```ts
  * for (const { name, run } of sessionStoreContract({ createStore })) test(name, run)
  * ```
+ *
+ * The cases named `tracking: ...` check the session tracking methods (see `TrackingStore`). A store
+ * with none of `TRACKING_METHODS` passes them without any check (pass `tracking: false` to leave
+ * them out of the list instead, or `tracking: true` to fail a store without them); a store with some
+ * but not all fails them, since the plugin refuses it.
  */
 export function sessionStoreContract<Store extends SessionStore> (options: SessionStoreContractOptions<Store>): SessionStoreContractCase[] {
   if (typeof options?.createStore !== 'function') {
     throw new TypeError('sessionStoreContract: options.createStore must be a function returning a fresh, empty SessionStore')
   }
-  const { createStore, cleanup, advance, expiryTimeoutMs = DEFAULT_EXPIRY_TIMEOUT_MS } = options
-  return Object.entries(CASES).map(([name, body]) => ({
+  const { createStore, cleanup, advance, expiryTimeoutMs = DEFAULT_EXPIRY_TIMEOUT_MS, tracking } = options
+  const bodies: Array<[string, Body]> = Object.entries(CASES)
+  if (tracking !== false) {
+    for (const [name, body] of Object.entries(TRACKING_CASES)) bodies.push([name, async (harness) => { await runTracking(body, harness, tracking === true) }])
+  }
+  return bodies.map(([name, body]) => ({
     name,
     run: async () => {
       const store = await createStore()

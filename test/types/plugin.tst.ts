@@ -13,6 +13,7 @@ import osharaVoice, {
   type OsharaDecorator,
   type OsharaOutcome,
   type OsharaSession,
+  type OsharaSessionSummary,
   type OsharaVoiceOptions,
   type SessionRequest,
   type SessionStore
@@ -35,6 +36,19 @@ test('plugin options', () => {
   expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', timeoutMs: '5s' })
   expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', allowedOrigins: ['https://partner.example'], public: true })
   expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', allowedOrigins: 'https://partner.example' })
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({
+    origin: 'https://a.example',
+    agent: 'a',
+    apiKey: 'sk_x',
+    tracking: { firstCheckMs: 1000, maxCheckIntervalMs: 60_000, maxTrackMs: 3_600_000, concurrency: 2, leaseMs: 30_000 },
+    onSessionEnd: (summary: OsharaSessionSummary, context: { sessionId: string, key: string | undefined }) => {
+      expect(summary.finalized_at).type.toBe<string | null | undefined>()
+      expect(summary.estimated_cost_usd).type.toBe<string | null | undefined>()
+      expect(context.key).type.toBe<string | undefined>()
+    }
+  })
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', tracking: false as const })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', tracking: { firstCheckMs: '15s' } })
 })
 
 test('register accepts the plugin with its options', () => {

@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { OsharaClient } from '../client/client.js'
+import type { OsharaSessionSummary } from '../client/summaries.js'
+import { OsharaError } from '../errors.js'
+import type { TrackedSession, TrackingSessionStore } from '../limits/store.js'
+import type { SessionEndContext } from '../types.js'
+
+type MaybePromise<T> = T | Promise<T>
+
+export interface TrackerConfig {
+  readonly store: TrackingSessionStore
+  /** The store is shared by other instances (not in this process's memory): keep looking for their work when idle. */
+  readonly shared: boolean
+  readonly firstCheckMs: number
+  readonly maxCheckIntervalMs: number
+  readonly maxTrackMs: number
+  readonly concurrency: number
+  readonly leaseMs: number
+  readonly onSessionEnd: ((summary: OsharaSessionSummary, context: SessionEndContext) => MaybePromise<void>) | undefined
+}
+
+/** Tries of `onSessionEnd` for one session before it is given up (logged at error). */
+export const MAX_DELIVERIES = 5
+/** A key at its limit waits at most this long for its sessions' lookups before the 429. */
+export const RECLAIM_BOUND_MS = 2000
+
+/**
+ * Follows every minted session until Oshara reports it finalized (Oshara has no webhooks): one
+ * timer per registration, `unref()`ed, idle when nothing is tracked. Each due session is
+ * claimed from the store (a lease, so that several instances never look up the same session at
+ * once and a dead instance's sessions are taken over), looked up, and then rescheduled with a
+ * doubling interval, or, once finalized, its slot freed and `onSessionEnd` delivered.
+ */
+export class SessionTracker {
+  readonly owner = randomUUID()
+  readonly #config: TrackerConfig
+  readonly #client: OsharaClient
+  readonly #log: FastifyBaseLogger
+  readonly #inFlight = new Set<Promise<void>>()
+  #timer: NodeJS.Timeout | undefined
+  #wakeAt = Number.POSITIVE_INFINITY
+  #ticking = false
+  /** A wake-up came while a tick ran: tick again when it ends. */
+  #again = false
+  #closed = false
+
+  constructor (config: TrackerConfig, client: OsharaClient, log: FastifyBaseLogger) {
+    this.#config = config
+    this.#client = client
+    this.#log = log
+  }
+
+  /** A session was just tracked (by the store's `bind`, or `track` for one without a slot). */
+  tracked (): void {
+    this.#wake(this.#config.firstCheckMs)
+  }
+
+  /** Tracks a session that holds no slot. Never throws: a store failure is logged. */
+  async track (sessionId: string): Promise<void> {
+    try {
+      await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs })
+      this.tracked()
+    } catch (error) {
+      this.#log.warn({ err: error, session_id: sessionId }, 'oshara: session store failed to track a session; onSessionEnd will not come for it')
+    }
+  }
+
+  /**
+   * A key is at its limit: looks up its sessions at once (within `RECLAIM_BOUND_MS`) and frees
+   * the slots of those Oshara reports finalized. True when one was freed.
+   */
+  async reclaim (key: string): Promise<boolean> {
+    const signal = AbortSignal.timeout(RECLAIM_BOUND_MS)
+    try {
+      const sessionIds = await this.#config.store.sessionsOf(key)
+      const freed = await Promise.all(sessionIds.map(async (sessionId) => {
+        const summary = await this.#client.getSession(sessionId, { signal }).catch(() => undefined)
+        return isFinalized(summary) && await this.#config.store.markEnded(sessionId)
+      }))
+      if (!freed.includes(true)) return false
+      this.#wake(0)
+      return true
+    } catch (error) {
+      this.#log.warn({ err: error }, 'oshara: could not look up the sessions of a key at its limit')
+      return false
+    }
+  }
+
+  /** Stops the timer and waits for the lookups and deliveries in flight (each ends within its deadline). */
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight)
+  }
+
+  /** Runs a tick in `ms` unless one is due sooner. */
+  #wake (ms: number): void {
+    const at = Date.now() + ms
+    if (this.#closed || at >= this.#wakeAt) return
+    clearTimeout(this.#timer)
+    this.#wakeAt = at
+    // #tick catches what it awaits: it never rejects.
+    this.#timer = setTimeout(() => { this.#tick() }, ms)
+    this.#timer.unref()
+  }
+
+  async #tick (): Promise<void> {
+    this.#timer = undefined
+    this.#wakeAt = Number.POSITIVE_INFINITY
+    if (this.#ticking) {
+      this.#again = true
+      return
+    }
+    this.#ticking = true
+    this.#again = false
+    let next: number | undefined
+    try {
+      next = await this.#claimAndCheck()
+    } catch (error) {
+      this.#log.warn({ err: error }, 'oshara: session store failed to hand out tracked sessions; trying again later')
+      next = this.#config.firstCheckMs
+    }
+    this.#ticking = false
+    if (this.#again) this.#wake(0)
+    else if (next !== undefined) this.#wake(next)
+  }
+
+  /** Claims what is due (as many as there is room for) and starts their checks; returns when to look again. */
+  async #claimAndCheck (): Promise<number | undefined> {
+    const room = this.#config.concurrency - this.#inFlight.size
+    // Full: a check ending wakes the timer.
+    if (room === 0) return undefined
+    const { sessions, nextDueMs } = await this.#config.store.claimDue({ owner: this.owner, leaseMs: this.#config.leaseMs, limit: room })
+    for (const session of sessions) this.#start(session)
+    if (nextDueMs !== undefined) return nextDueMs
+    // Nothing tracked anywhere: a shared store may still get a dead instance's sessions back.
+    return this.#config.shared ? this.#config.maxCheckIntervalMs : undefined
+  }
+
+  #start (session: TrackedSession): void {
+    const check = this.#check(session).catch((error: unknown) => {
+      this.#log.warn({ err: error, session_id: session.sessionId }, 'oshara: session store failed while tracking a session; it is looked up again later')
+    }).finally(() => {
+      this.#inFlight.delete(check)
+      this.#wake(0)
+    })
+    this.#inFlight.add(check)
+  }
+
+  async #check (session: TrackedSession): Promise<void> {
+    const { sessionId } = session
+    let summary: OsharaSessionSummary
+    try {
+      summary = await this.#client.getSession(sessionId)
+    } catch (error) {
+      return await this.#lookupFailed(session, error)
+    }
+    if (!isFinalized(summary)) return await this.#stillRunning(session)
+    const store = this.#config.store
+    if (this.#config.onSessionEnd === undefined) {
+      await store.untrack(sessionId, this.owner)
+      return
+    }
+    // The slot frees first; the lease (until leaseMs) covers the delivery.
+    if (!session.ended && !await store.reschedule(sessionId, this.owner, { delayMs: this.#config.leaseMs, ended: true })) return
+    await this.#deliver(session, summary)
+  }
+
+  async #deliver (session: TrackedSession, summary: OsharaSessionSummary): Promise<void> {
+    const { sessionId, key } = session
+    const store = this.#config.store
+    try {
+      await (this.#config.onSessionEnd as NonNullable<TrackerConfig['onSessionEnd']>)(summary, { sessionId, key })
+    } catch (error) {
+      const deliveries = session.deliveries + 1
+      if (deliveries >= MAX_DELIVERIES) {
+        this.#log.error({ err: error, session_id: sessionId, deliveries }, 'oshara: onSessionEnd threw; giving up on this session')
+        await store.untrack(sessionId, this.owner)
+        return
+      }
+      this.#log.error({ err: error, session_id: sessionId, deliveries }, 'oshara: onSessionEnd threw; delivering it again later')
+      await store.reschedule(sessionId, this.owner, { delayMs: this.#backoff(deliveries), deliveries })
+      return
+    }
+    await store.untrack(sessionId, this.owner)
+  }
+
+  async #stillRunning (session: TrackedSession): Promise<void> {
+    const { sessionId } = session
+    if (session.ageMs >= this.#config.maxTrackMs) {
+      this.#log.warn({ session_id: sessionId, trackedMs: session.ageMs },
+        'oshara: session not finalized within tracking.maxTrackMs; its slot is freed and onSessionEnd will not come for it')
+      await this.#config.store.untrack(sessionId, this.owner)
+      return
+    }
+    const checks = session.checks + 1
+    await this.#config.store.reschedule(sessionId, this.owner, { delayMs: this.#backoff(checks), checks })
+  }
+
+  async #lookupFailed (session: TrackedSession, error: unknown): Promise<void> {
+    const checks = session.checks + 1
+    const delayMs = this.#backoff(checks)
+    const fields = { session_id: session.sessionId, code: (error as OsharaError).code, upstreamStatus: (error as OsharaError).upstreamStatus, retryInMs: delayMs }
+    if (error instanceof OsharaError && error.fix !== undefined) {
+      this.#log.error({ ...fields, fix: error.fix }, `oshara: session lookup refused; its slot stays held: ${error.fix}`)
+    } else {
+      this.#log.warn(fields, 'oshara: session lookup failed; its slot stays held, looked up again later')
+    }
+    await this.#config.store.reschedule(session.sessionId, this.owner, { delayMs, checks })
+  }
+
+  /** Doubling from `firstCheckMs`, capped at `maxCheckIntervalMs`. */
+  #backoff (tries: number): number {
+    return Math.min(this.#config.maxCheckIntervalMs, this.#config.firstCheckMs * 2 ** Math.min(tries, 30))
+  }
+}
+
+/** Oshara sets `finalized_at` once the call is over and its summary computed. */
+function isFinalized (summary: OsharaSessionSummary | undefined): boolean {
+  return typeof summary?.finalized_at === 'string'
+}
