@@ -6,14 +6,22 @@
  * emulator to mint the sessions. The emulator mints real LiveKit tokens but runs no media
  * server, so with it the page gets a session and then shows that the media connection fails.
  *
+ * The session lifecycle: the plugin tracks every session it mints until Oshara reports it over,
+ * `onSessionEnd` keeps the user's last calls for the page's Recent calls panel
+ * (`GET /demo/recent-calls`), and a user at the limit of one call has their sessions looked up
+ * before a 429. With the emulator, `POST /demo/sessions/:sessionId/end` lets the page end its
+ * call the way Oshara would: the agent hangs up, or the tab crashed.
+ *
  * Environment:
  *   PORT, HOST                  where the demo listens (default 3000, 127.0.0.1)
  *   OSHARA_AGENT, OSHARA_ORIGIN talk to the real Oshara with this character slug and Origin
  *                               (the Origin must be on the character's allowed_origins)
  *   OSHARA_BASE_URL             default https://api.oshara.ai
- *   OSHARA_API_KEY              sent as X-API-Key upstream, never to the browser
+ *   OSHARA_API_KEY              sent as X-API-Key upstream, never to the browser; with the real
+ *                               Oshara, Recent calls need it (the emulator gets a key of its own)
  *   LOG_LEVEL                   default info
  */
+import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
@@ -21,8 +29,9 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyStatic from '@fastify/static'
 // In your app: import osharaVoice from 'fastify-oshara-voice'
-import osharaVoice, { type OsharaVoiceOwnClientOptions } from '../lib/index.js'
+import osharaVoice, { type OsharaTrackingOptions, type OsharaVoiceOwnClientOptions } from '../lib/index.js'
 import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
+import { DemoCalls } from './calls.js'
 
 /** The user every request is "logged in" as. */
 export interface DemoUser {
@@ -97,27 +106,46 @@ interface Upstream {
   options: Pick<OsharaVoiceOwnClientOptions, 'origin' | 'agent' | 'baseUrl' | 'apiKey'>
   emulator: OsharaEmulator | undefined
   description: string
+  /** Session tracking, which needs an API key; undefined without one. */
+  tracking: OsharaTrackingOptions | undefined
 }
+
+/**
+ * How often the plugin asks Oshara whether a call is over. Against the emulator: soon and often,
+ * so that an ended call reaches Recent calls within seconds. Against the real Oshara: a little
+ * gentler. (The plugin's defaults, 15 s then up to 2 min, suit an app.)
+ */
+const EMULATOR_TRACKING: OsharaTrackingOptions = { firstCheckMs: 1000, maxCheckIntervalMs: 5000 }
+const OSHARA_TRACKING: OsharaTrackingOptions = { firstCheckMs: 5000, maxCheckIntervalMs: 30_000 }
+
+/** Why the demo's emulator controls may end a call (EmulatorEndReason). */
+const END_REASONS = ['agent_hangup', 'tab_crashed'] as const
+type EndReason = typeof END_REASONS[number]
 
 /** The real Oshara when OSHARA_AGENT and OSHARA_ORIGIN are set, else a fresh emulator that allows `origin`. */
 async function chooseUpstream (env: Record<string, string | undefined>, origin: string): Promise<Upstream> {
   const { OSHARA_AGENT: agent, OSHARA_ORIGIN: realOrigin, OSHARA_BASE_URL: baseUrl, OSHARA_API_KEY: apiKey } = env
   if (agent !== undefined && agent !== '' && realOrigin !== undefined && realOrigin !== '') {
+    const withKey = apiKey !== undefined && apiKey !== ''
     return {
       options: {
         origin: realOrigin,
         agent,
         ...(baseUrl !== undefined && baseUrl !== '' ? { baseUrl } : {}),
-        ...(apiKey !== undefined && apiKey !== '' ? { apiKey } : {})
+        ...(withKey ? { apiKey } : {})
       },
       emulator: undefined,
-      description: `the real Oshara at ${baseUrl !== undefined && baseUrl !== '' ? baseUrl : 'https://api.oshara.ai'} (agent ${agent}, Origin ${realOrigin}${apiKey === undefined || apiKey === '' ? '' : ', with API key'})`
+      description: `the real Oshara at ${baseUrl !== undefined && baseUrl !== '' ? baseUrl : 'https://api.oshara.ai'} (agent ${agent}, Origin ${realOrigin}${withKey ? ', with API key' : ''})`,
+      tracking: withKey ? OSHARA_TRACKING : undefined
     }
   }
   if ((agent ?? '') !== '' || (realOrigin ?? '') !== '') {
     throw new Error('Set both OSHARA_AGENT and OSHARA_ORIGIN to use the real Oshara (or neither, for the local emulator).')
   }
+  // The emulator's billing endpoints (what session tracking reads) take any key it lists.
+  const emulatorKey = `sk_demo_${randomBytes(12).toString('hex')}`
   const emulator = await createOsharaEmulator({
+    apiKeys: [emulatorKey],
     characters: [{
       slug: DEMO_AGENT,
       allowed_origins: [origin],
@@ -126,9 +154,25 @@ async function chooseUpstream (env: Record<string, string | undefined>, origin: 
     }]
   })
   return {
-    options: { origin, agent: DEMO_AGENT, baseUrl: emulator.url },
+    options: { origin, agent: DEMO_AGENT, baseUrl: emulator.url, apiKey: emulatorKey },
     emulator,
-    description: `the local Oshara emulator at ${emulator.url} (it mints real tokens but runs no LiveKit media server)`
+    description: `the local Oshara emulator at ${emulator.url} (it mints real tokens but runs no LiveKit media server)`,
+    tracking: EMULATOR_TRACKING
+  }
+}
+
+/**
+ * The emulator runs no media server, so it cannot see the page leave the room. When the page
+ * frees its slot (End call, or the tab was closed: `DELETE /voice-token/:session_id` answered
+ * 204), the demo ends the emulator's session as Oshara ends a real one when its participant
+ * leaves; the call then reaches Recent calls like any other.
+ */
+function leaveEmulatedRoom (emulator: OsharaEmulator, calls: DemoCalls) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (request.method !== 'DELETE' || reply.statusCode !== 204 || request.demoUser === null) return
+    const params = request.params as { session_id?: string, '*'?: string }
+    const sessionId = params.session_id ?? params['*']
+    if (sessionId !== undefined && calls.take(request.demoUser.id, sessionId)) emulator.endSession(sessionId, { reason: 'client_left' })
   }
 }
 
@@ -181,28 +225,78 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       if (request.demoUser === null) return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Log in first.' })
     }
     const userOf = (request: FastifyRequest): DemoUser => request.demoUser as DemoUser
+    const { emulator, tracking } = upstream
+    const calls = new DemoCalls()
 
     await app.register(osharaVoice, {
       ...upstream.options,
-      routeOptions: { preHandler: requireUser },
+      routeOptions: {
+        preHandler: requireUser,
+        ...(emulator === undefined ? {} : { onResponse: leaveEmulatedRoom(emulator, calls) })
+      },
       // The metadata extractor: who is calling, passed to the agent as session metadata.
       metadata: (request) => {
         const user = userOf(request)
         return { user_id: user.id, user_name: user.name, user_email: user.email, plan: user.plan }
       },
-      // One active call per user, so a second Start (e.g. in another tab) shows the 429.
-      // holdMs: a slot counts for 10 minutes at most (not the token's hour), so a tab that vanished
-      // without ending its call blocks new ones briefly. In production, leave holdMs out (the
-      // session's lifetime) or set it to your longest call.
-      limits: { concurrency: 1, key: (request) => userOf(request).id, holdMs: 10 * 60 * 1000 }
+      // Remembers whose session it is, so that the emulator controls end only the user's own calls.
+      ...(emulator === undefined ? {} : { onSession: (request, session) => { calls.minted(userOf(request).id, session.session_id) } }),
+      // One active call per user, so a second Start (e.g. in another tab) shows the 429. With
+      // tracking, a slot is held until Oshara reports the call over, and a tab that vanished
+      // without ending its call blocks nothing: at the next Start the plugin finds its call over.
+      // Without tracking (the real Oshara without OSHARA_API_KEY), holdMs: a slot counts for 10
+      // minutes at most (not the token's hour), so such a tab blocks new calls only briefly.
+      limits: {
+        concurrency: 1,
+        key: (request) => userOf(request).id,
+        ...(tracking === undefined ? { holdMs: 10 * 60 * 1000 } : {})
+      },
+      // Each ended call, with Oshara's summary (duration, cost, transcript): kept for Recent calls.
+      ...(tracking === undefined
+        ? {}
+        : {
+            tracking,
+            onSessionEnd: (summary, { sessionId, key }) => {
+              app.log.info({ session_id: sessionId, seconds: summary.session_duration_seconds, cost: summary.estimated_cost_usd }, 'demo: call ended')
+              if (key !== undefined) calls.ended(key, sessionId, summary)
+            }
+          })
     })
 
     // What the page shows in its header (the fake user and which Oshara is answering).
     app.get('/api/demo', async (request) => ({
       user: userOf(request),
       agent: upstream.options.agent,
-      upstream: upstream.emulator === undefined ? 'oshara' : 'emulator'
+      upstream: emulator === undefined ? 'oshara' : 'emulator'
     }))
+
+    // The page's Recent calls panel: the user's last ended calls. Without tracking there are none.
+    // The page polls it every couple of seconds: it logs only problems, like the static files.
+    app.get('/demo/recent-calls', { preHandler: requireUser, logLevel: 'warn' }, async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return { tracking: tracking !== undefined, calls: calls.recent(userOf(request).id) }
+    })
+
+    // With the emulator only: end the user's call as Oshara would, because the agent hung up or
+    // because the tab crashed (Oshara notices the participant gone). Only a call minted for this
+    // user and still open; anything else is 404.
+    if (emulator !== undefined) {
+      app.post('/demo/sessions/:sessionId/end', {
+        preHandler: requireUser,
+        schema: {
+          params: { type: 'object', properties: { sessionId: { type: 'string', minLength: 1, maxLength: 100 } }, required: ['sessionId'] },
+          body: { type: 'object', properties: { reason: { type: 'string', enum: END_REASONS } }, required: ['reason'], additionalProperties: false }
+        }
+      }, async (request, reply) => {
+        const { sessionId } = request.params as { sessionId: string }
+        const { reason } = request.body as { reason: EndReason }
+        if (!calls.take(userOf(request).id, sessionId) || !emulator.endSession(sessionId, { reason })) {
+          return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such call of yours in progress.' })
+        }
+        request.log.info({ session_id: sessionId, reason }, 'demo: the emulator ended the call')
+        return { session_id: sessionId, end_reason: reason }
+      })
+    }
 
     // Static files log only problems (logLevel), so the terminal shows the voice routes.
     await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/', index: 'index.html', logLevel: 'warn' })

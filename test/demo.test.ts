@@ -44,6 +44,7 @@ t.test('serves the page, its script and livekit-client from node_modules', { tim
   const html = await page.text()
   t.match(html, 'Start call')
   t.match(html, 'aria-live="polite"')
+  t.match(html, '<h2 id="recent-heading">Recent calls</h2>')
 
   const script = await get(`${demo.url}/app.js`)
   t.equal(script.status, 200)
@@ -87,6 +88,94 @@ t.test('the voice routes: fake user as metadata, one call per user, DELETE frees
   t.equal((await get(`${demo.url}/voice-token`, { method: 'POST' })).status, 200)
 })
 
+/** Polls `check` until it returns a value, or fails after `timeoutMs`. */
+async function eventually<T> (check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+interface RecentCalls { tracking: boolean, calls: Array<Record<string, unknown>> }
+
+async function recentCalls (demo: Demo): Promise<RecentCalls> {
+  const reply = await get(`${demo.url}/demo/recent-calls`)
+  return await reply.json() as RecentCalls
+}
+
+/** The recent call of `sessionId`, once `GET /demo/recent-calls` lists it. */
+function recentCallOf (demo: Demo, sessionId: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+  return eventually(async () => (await recentCalls(demo)).calls.find((call) => call.session_id === sessionId), timeoutMs, `${sessionId} under recent calls`)
+}
+
+function endOnOsharasSide (demo: Demo, sessionId: string, body: unknown): Promise<globalThis.Response> {
+  return get(`${demo.url}/demo/sessions/${encodeURIComponent(sessionId)}/end`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body)
+  })
+}
+
+t.test('recent calls and the emulator controls: only the user\'s own calls, ended ones listed with their summary', { timeout: 30_000 }, async (t) => {
+  const demo = await demoFor(t)
+  const emulator = demo.emulator as NonNullable<Demo['emulator']>
+  const empty = await get(`${demo.url}/demo/recent-calls`)
+  t.equal(empty.status, 200)
+  t.equal(empty.headers.get('cache-control'), 'no-store')
+  t.same(await empty.json(), { tracking: true, calls: [] }, 'tracking on (the emulator has a key), nothing ended yet')
+
+  const session = await (await get(`${demo.url}/voice-token`, { method: 'POST' })).json() as Record<string, string>
+  const sessionId = session.session_id as string
+
+  // A session of someone else (minted at the emulator directly): not the demo user's to end.
+  const stranger = await (await get(`${emulator.url}/api/agents/agent-session/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: demo.url },
+    body: JSON.stringify({ agent: 'support-bot' })
+  })).json() as Record<string, string>
+  const strangerId = stranger.session_id as string
+  t.equal((await endOnOsharasSide(demo, strangerId, { reason: 'agent_hangup' })).status, 404, "another user's session")
+  t.equal(emulator.sessions.get(strangerId)?.ended, false, 'and it is not ended')
+  t.equal((await endOnOsharasSide(demo, 'sess_unknown', { reason: 'agent_hangup' })).status, 404, 'an unknown session')
+  t.equal((await endOnOsharasSide(demo, sessionId, { reason: 'client_left' })).status, 400, 'only agent_hangup and tab_crashed')
+  t.equal((await endOnOsharasSide(demo, sessionId, {})).status, 400, 'a reason is required')
+  t.equal(emulator.sessions.get(sessionId)?.ended, false)
+
+  // The user's own call: the emulator ends it, once.
+  const ended = await endOnOsharasSide(demo, sessionId, { reason: 'tab_crashed' })
+  t.equal(ended.status, 200)
+  t.same(await ended.json(), { session_id: sessionId, end_reason: 'tab_crashed' })
+  t.equal(emulator.sessions.get(sessionId)?.end_reason, 'tab_crashed')
+  t.equal((await endOnOsharasSide(demo, sessionId, { reason: 'agent_hangup' })).status, 404, 'an ended call is no longer in progress')
+
+  // No DELETE was sent, yet the next call starts: the plugin finds the ended call before a 429.
+  const next = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(next.status, 200, 'no 429')
+  const nextId = (await next.json() as Record<string, string>).session_id as string
+
+  const recent = await recentCallOf(demo, sessionId)
+  const summary = await demo.app.oshara.client.getSession(sessionId)
+  t.ok(summary.finalized_at, 'Oshara (the emulator) finalized it')
+  t.same(recent, {
+    session_id: sessionId,
+    ended_at: summary.finalized_at,
+    duration_seconds: summary.session_duration_seconds,
+    cost_usd: summary.estimated_cost_usd,
+    transcript: (summary.transcript ?? []).slice(0, 3).map(({ role, text }) => ({ role, text }))
+  }, 'session id, end time, duration, cost and the first transcript lines')
+  t.match(recent.transcript, [{ role: 'assistant', text: 'Hi Ada! How can I help?' }])
+
+  // DELETE (End call, a closed tab): the emulator ends the session as Oshara would when the participant leaves.
+  t.equal((await get(`${demo.url}/voice-token/${nextId}`, { method: 'DELETE' })).status, 204)
+  t.equal(emulator.sessions.get(nextId)?.end_reason, 'client_left')
+  t.equal((await endOnOsharasSide(demo, nextId, { reason: 'agent_hangup' })).status, 404, 'a released call is no longer in progress')
+  await recentCallOf(demo, nextId)
+  t.same((await recentCalls(demo)).calls.map((call) => call.session_id), [nextId, sessionId], 'newest first')
+})
+
 t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and origin', { timeout: 20_000 }, async (t) => {
   // A stand-in for the real Oshara: the demo must not start its own.
   const oshara = await createOsharaEmulator({
@@ -108,7 +197,30 @@ t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and ori
   t.equal(oshara.requests[0]?.headers['x-api-key'], 'sk_demo_key')
   t.match(oshara.requests[0]?.body, { agent: 'sales-bot', metadata: { user_id: 'demo-user-1' } })
 
+  // With OSHARA_API_KEY, sessions are tracked against the real Oshara; the emulator controls do not exist.
+  const { session_id: sessionId } = await reply.json() as Record<string, string>
+  t.same(await recentCalls(demo), { tracking: true, calls: [] })
+  t.equal((await endOnOsharasSide(demo, sessionId as string, { reason: 'agent_hangup' })).status, 404, 'no emulator controls')
+  t.equal(oshara.sessions.get(sessionId as string)?.ended, false)
+  // The call ends at Oshara (the participant left); the next Start finds it over instead of answering 429.
+  t.equal(oshara.endSession(sessionId as string), true)
+  t.equal((await get(`${demo.url}/voice-token`, { method: 'POST' })).status, 200)
+  t.match(await recentCallOf(demo, sessionId as string), { session_id: sessionId, cost_usd: /^\d+\.\d{4}$/ })
+
   await t.rejects(startDemo({ port: 0, env: { OSHARA_AGENT: 'sales-bot' } }), /Set both OSHARA_AGENT and OSHARA_ORIGIN/)
+})
+
+t.test('OSHARA_AGENT + OSHARA_ORIGIN without OSHARA_API_KEY: no tracking, no recent calls', { timeout: 20_000 }, async (t) => {
+  const oshara = await createOsharaEmulator({ characters: [{ slug: 'sales-bot', allowed_origins: ['https://shop.example.com'] }] })
+  t.teardown(() => oshara.close())
+  const demo = await demoFor(t, { env: { OSHARA_AGENT: 'sales-bot', OSHARA_ORIGIN: 'https://shop.example.com', OSHARA_BASE_URL: oshara.url } })
+  t.same(await recentCalls(demo), { tracking: false, calls: [] })
+  const first = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(first.status, 200)
+  const second = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(second.status, 429, 'one call per user')
+  t.ok(Number(second.headers.get('retry-after')) <= 600, 'without tracking a slot is held 10 minutes at most (holdMs)')
+  t.equal(oshara.requests.filter((request) => request.url.startsWith('/api/billing/')).length, 0, 'never asks about sessions')
 })
 
 t.test('a port in use says how to pick another (PORT)', { timeout: 60_000 }, async (t) => {
@@ -161,6 +273,9 @@ if (!existsSync(CHROMIUM)) {
 } else {
   t.test('end to end in headless Chromium: start, see the session, end, limit', { timeout: 90_000 }, browserTest)
   t.test("after End the page clears the ended session's details", { timeout: 60_000 }, endClearsTest)
+  t.test('a crashed tab: the next Start gets a new call at once', { timeout: 60_000 }, crashedTabTest)
+  t.test('the agent hangs up: the call ends and appears under Recent calls with its duration and cost', { timeout: 60_000 }, agentHangsUpTest)
+  t.test('the real Oshara without an API key: the panel says recent calls need one', { timeout: 60_000 }, noKeyPanelTest)
 }
 
 /** Debian's Chromium, headless, closed at the end of `t`. */
@@ -307,10 +422,128 @@ async function endClearsTest (t: Test): Promise<void> {
     t.equal(await page.locator(selector).evaluate((element) => element.classList.contains('empty')), true, `${selector} looks empty`)
   }
   t.equal(await text(page, '#connection-text'), 'call ended')
+  // The ended call reaches Recent calls (the emulator ends it when the page releases its slot):
+  // its id is listed there, and nothing of it anywhere else.
+  await page.locator(`#recent-rows tr[data-session-id="${session.session_id as string}"]`).waitFor({ timeout: 20_000 })
   const html = await page.content()
-  for (const [name, value] of Object.entries({ session_id: session.session_id, token: session.token, room_name: session.room_name, participant_identity: session.participant_identity })) {
+  const recentHtml = await page.locator('#recent').evaluate((element) => element.outerHTML)
+  t.ok(html.includes(recentHtml))
+  const outsideRecentCalls = html.replace(recentHtml, '')
+  for (const [name, value] of Object.entries({ token: session.token, room_name: session.room_name, participant_identity: session.participant_identity })) {
     t.ok(value !== undefined && value !== '' && !html.includes(value), `the ended session's ${name} is nowhere on the page`)
   }
+  t.ok(session.session_id !== undefined && !outsideRecentCalls.includes(session.session_id), 'its session_id only under Recent calls')
   t.equal(await page.getByRole('button', { name: 'Start call' }).isEnabled(), true, 'a new call can start')
+  t.same(pageErrors, [], 'no uncaught errors on the page')
+}
+
+/** A page on `demo`, loaded and ready, that collects uncaught errors and the DELETEs it sends. */
+async function readyPage (t: Test, demo: Demo): Promise<{ page: Page, pageErrors: string[], deletes: string[] }> {
+  const browser = await launchChromium(t)
+  const page = await browser.newPage({ viewport: { width: 960, height: 900 } })
+  page.setDefaultTimeout(10_000)
+  const pageErrors: string[] = []
+  const deletes: string[] = []
+  page.on('pageerror', (error) => { pageErrors.push(error.message) })
+  page.on('request', (request) => { if (request.method() === 'DELETE') deletes.push(new URL(request.url()).pathname) })
+  await page.goto(demo.url)
+  await page.getByText('Ready. Press Start call').waitFor()
+  return { page, pageErrors, deletes }
+}
+
+/** Presses Start call and waits for the (emulated) media failure; returns the session id shown. */
+async function startACall (t: Test, page: Page): Promise<string> {
+  const started = await pressStart(page)
+  t.equal(started.status(), 200)
+  await page.getByText('Could not reach the media server').waitFor()
+  const sessionId = await text(page, '#session-id')
+  t.equal(sessionId, (await started.json() as Record<string, string>).session_id, 'the page shows the new session id')
+  return sessionId
+}
+
+/** Clicks an emulator button and returns the demo server's answer to the end request it caused. */
+async function pressEndButton (page: Page, name: string, sessionId: string): Promise<Response> {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/demo/sessions/${sessionId}/end`),
+    page.getByRole('button', { name }).click()
+  ])
+  return response
+}
+
+async function crashedTabTest (t: Test): Promise<void> {
+  const demo = await demoFor(t)
+  const emulator = demo.emulator as NonNullable<Demo['emulator']>
+  const { page, pageErrors, deletes } = await readyPage(t, demo)
+  const crash = page.getByRole('button', { name: 'Simulate a crashed tab' })
+  t.equal(await crash.isDisabled(), true, 'no call, nothing to crash')
+
+  const firstId = await startACall(t, page)
+  t.equal(await crash.isEnabled(), true, 'usable during a call')
+  const ended = await pressEndButton(page, 'Simulate a crashed tab', firstId)
+  t.equal(ended.status(), 200)
+  await page.getByText('The tab "crashed": this page forgot its call without telling the server, and Oshara ended it.').waitFor()
+  t.equal(emulator.sessions.get(firstId)?.end_reason, 'tab_crashed', 'the emulator ended it as Oshara would')
+  t.same(deletes, [], 'like a crashed tab, the page sent no DELETE')
+  for (const selector of SESSION_FIELDS) t.equal(await text(page, selector), 'none yet', `${selector}: the page forgot the call`)
+
+  // The slot was never released by the page, yet Start gets a new call at once.
+  const secondId = await startACall(t, page)
+  t.not(secondId, firstId, 'a new session')
+  t.ok(emulator.sessions.has(secondId) && emulator.sessions.get(secondId)?.ended === false, 'a live one')
+  t.equal(await page.locator('#error').isHidden(), true, 'no error')
+  t.notMatch(await text(page, '#status'), 'Too many active calls', 'no 429')
+  t.same(deletes, [], 'still no DELETE')
+  t.same(pageErrors, [], 'no uncaught errors on the page')
+}
+
+async function agentHangsUpTest (t: Test): Promise<void> {
+  const demo = await demoFor(t)
+  const emulator = demo.emulator as NonNullable<Demo['emulator']>
+  const { page, pageErrors } = await readyPage(t, demo)
+  const table = page.getByRole('table', { name: 'Recent calls' })
+  await page.getByText('No ended calls yet.').waitFor()
+  t.equal(await table.isHidden(), true, 'an empty panel says so')
+
+  const sessionId = await startACall(t, page)
+  const ended = await pressEndButton(page, 'Agent hangs up', sessionId)
+  t.equal(ended.status(), 200)
+  await page.getByText('The agent hung up: the call ended. Your slot is free: you can start a new call.').waitFor()
+  t.equal(emulator.sessions.get(sessionId)?.end_reason, 'agent_hangup')
+  t.equal(await text(page, '#connection-text'), 'call ended', 'the page left the room')
+  t.equal(await text(page, '#session-id'), 'none yet')
+  for (const name of ['End call', 'Agent hangs up', 'Simulate a crashed tab']) {
+    t.equal(await page.getByRole('button', { name }).isDisabled(), true, `${name}: no call any more`)
+  }
+  t.equal(await page.getByRole('button', { name: 'Start call' }).isEnabled(), true)
+
+  // Oshara's summary reaches the panel through onSessionEnd; the page polls for it.
+  const row = page.locator(`#recent-rows tr[data-session-id="${sessionId}"]`)
+  await row.waitFor({ timeout: 20_000 })
+  const summary = await demo.app.oshara.client.getSession(sessionId)
+  t.ok(summary.finalized_at, 'finalized')
+  const seconds = summary.session_duration_seconds as number
+  t.ok(seconds >= 0 && seconds < 60, `a short call (${seconds} s)`)
+  const [endedAt, id, duration, cost, transcript] = (await row.locator('td').allTextContents()).map((cell) => cell.trim())
+  t.match(endedAt, /\d{1,2}:\d{2}:\d{2}/, 'the end time')
+  t.equal(id, sessionId)
+  t.equal(duration, `${seconds} s`, 'the duration from the summary')
+  t.equal(cost, `$${summary.estimated_cost_usd as string}`, 'the cost from the summary')
+  t.match(transcript, /^Agent: Hi Ada! How can I help\?Caller: /, 'the first transcript lines')
+  t.equal(await row.locator('.excerpt li').count(), 3)
+  t.equal(await table.isVisible(), true)
+  t.match(await text(page, '#recent-note'), 'Your last call, newest first.')
+  await page.screenshot({ path: new URL('demo-recent-calls.png', ARTIFACTS).pathname, fullPage: true })
+  t.same(pageErrors, [], 'no uncaught errors on the page')
+}
+
+async function noKeyPanelTest (t: Test): Promise<void> {
+  const oshara = await createOsharaEmulator({ characters: [{ slug: 'sales-bot', allowed_origins: ['https://shop.example.com'] }] })
+  t.teardown(() => oshara.close())
+  const demo = await demoFor(t, { env: { OSHARA_AGENT: 'sales-bot', OSHARA_ORIGIN: 'https://shop.example.com', OSHARA_BASE_URL: oshara.url } })
+  const { page, pageErrors } = await readyPage(t, demo)
+  await page.getByText('Recent calls need an API key: start the demo with OSHARA_API_KEY set').waitFor()
+  t.equal(await page.getByRole('table', { name: 'Recent calls' }).isHidden(), true)
+  t.equal(await page.getByRole('button', { name: 'Agent hangs up' }).isHidden(), true, 'emulator controls: emulator only')
+  t.equal(await page.getByRole('button', { name: 'Simulate a crashed tab' }).isHidden(), true)
   t.same(pageErrors, [], 'no uncaught errors on the page')
 }

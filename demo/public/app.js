@@ -9,6 +9,9 @@
 import { ConnectionErrorReason, Room, RoomEvent } from './vendor/livekit-client.esm.mjs'
 
 const TOKEN_PATH = '/voice-token'
+const RECENT_PATH = '/demo/recent-calls'
+/** How often the Recent calls panel asks the server while the page is visible. */
+const RECENT_POLL_MS = 2000
 
 const byId = (id) => document.getElementById(id)
 const ui = {
@@ -26,7 +29,13 @@ const ui = {
   expires: byId('expires'),
   livekitUrl: byId('livekit-url'),
   connection: byId('connection'),
-  connectionText: byId('connection-text')
+  connectionText: byId('connection-text'),
+  controls: byId('controls'),
+  agentHangup: byId('agent-hangup'),
+  crashTab: byId('crash-tab'),
+  recentNote: byId('recent-note'),
+  recentTable: byId('recent-calls'),
+  recentRows: byId('recent-rows')
 }
 
 /** What /api/demo told us: the (fake) user and which Oshara mints the sessions. */
@@ -71,6 +80,13 @@ const STATE_WORDS = {
   disconnected: 'disconnected',
   failed: 'could not connect',
   ended: 'call ended'
+}
+
+/** End call, and with the emulator its two buttons: usable while a call is in progress. */
+function setCallButtons (inCall) {
+  ui.end.disabled = !inCall
+  ui.agentHangup.disabled = !inCall
+  ui.crashTab.disabled = !inCall
 }
 
 function setConnection (state) {
@@ -176,7 +192,7 @@ async function startCall () {
   room.on(RoomEvent.Disconnected, () => {
     if (call === current && current.connected) endCall('The call ended: the room was closed.')
   })
-  ui.end.disabled = false
+  setCallButtons(true)
   setStatus(`Session ${session.session_id} is ready. Connecting to the media server…`, 'busy')
 
   try {
@@ -203,7 +219,7 @@ async function endCall (message = 'Call ended.') {
   const current = call
   if (current === null) return
   call = null
-  ui.end.disabled = true
+  setCallButtons(false)
   setError('')
   setDetail('')
   setStatus('Ending the call…', 'busy')
@@ -216,10 +232,164 @@ async function endCall (message = 'Call ended.') {
     ? `${message} Your slot is free: you can start a new call.`
     : `${message} The server did not confirm the release; the slot frees on its own later.`, released ? 'ok' : 'warn')
   ui.start.disabled = false
+  refreshRecentCalls()
+}
+
+/** Asks the demo server to make the emulator end our call, as Oshara would: `{ ok, message }`. */
+async function endOnOsharasSide (sessionId, reason) {
+  try {
+    const response = await fetch(`/demo/sessions/${encodeURIComponent(sessionId)}/end`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ reason })
+    })
+    if (response.ok) return { ok: true }
+    const body = await response.json().catch(() => ({}))
+    return { ok: false, message: `The emulator did not end the call: ${body.message ?? response.statusText}` }
+  } catch {
+    return { ok: false, message: 'Could not reach this demo server. Is it still running?' }
+  }
+}
+
+/** Emulator only: the agent hangs up. Oshara closes the room; the page leaves it, as on any closed room. */
+async function agentHangsUp () {
+  const current = call
+  if (current === null) return
+  setCallButtons(false)
+  setError('')
+  const ended = await endOnOsharasSide(current.sessionId, 'agent_hangup')
+  if (call !== current) return
+  if (!ended.ok) {
+    setError(ended.message)
+    setCallButtons(true)
+    return
+  }
+  await endCall('The agent hung up: the call ended.')
+}
+
+/**
+ * Emulator only: a crashed tab. The page forgets its call and sends nothing (no DELETE: a crashed
+ * tab cannot); the emulator ends the session, as Oshara does when the participant is gone. The
+ * slot stays held until the next Start, when the plugin finds the call over before answering 429.
+ */
+async function simulateCrashedTab () {
+  const current = call
+  if (current === null) return
+  call = null
+  setCallButtons(false)
+  current.room.disconnect().catch(() => {})
+  setConnection('ended')
+  clearSessionFields()
+  setError('')
+  setDetail('')
+  setStatus('Simulating a crashed tab…', 'busy')
+  const ended = await endOnOsharasSide(current.sessionId, 'tab_crashed')
+  if (ended.ok) {
+    setStatus('The tab "crashed": this page forgot its call without telling the server, and Oshara ended it. ' +
+      'Press Start call: the server checks your calls before refusing one, so a new call starts at once.', 'ok')
+  } else {
+    setStatus('The tab "crashed": this page forgot its call without telling the server.', 'warn')
+    setError(ended.message)
+  }
+  ui.start.disabled = false
+  refreshRecentCalls()
 }
 
 ui.start.addEventListener('click', () => { startCall() })
 ui.end.addEventListener('click', () => { endCall() })
+ui.agentHangup.addEventListener('click', () => { agentHangsUp() })
+ui.crashTab.addEventListener('click', () => { simulateCrashedTab() })
+
+/** 42 s, 3 min 05 s. */
+function describeDuration (seconds) {
+  if (typeof seconds !== 'number') return '–'
+  const whole = Math.round(seconds)
+  if (whole < 60) return `${whole} s`
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`
+}
+
+function describeTime (iso) {
+  if (!iso) return '–'
+  return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+}
+
+const ROLE_WORDS = { assistant: 'Agent', user: 'Caller' }
+
+function cell (text, className) {
+  const td = document.createElement('td')
+  td.textContent = text
+  if (className) td.className = className
+  return td
+}
+
+function recentRow (recent) {
+  const row = document.createElement('tr')
+  row.dataset.sessionId = recent.session_id
+  const excerpt = document.createElement('ul')
+  excerpt.className = 'excerpt'
+  for (const line of recent.transcript) {
+    const item = document.createElement('li')
+    const role = document.createElement('b')
+    role.textContent = `${ROLE_WORDS[line.role] ?? line.role}: `
+    item.append(role, line.text)
+    excerpt.append(item)
+  }
+  const transcript = cell('')
+  if (recent.transcript.length > 0) transcript.append(excerpt)
+  else transcript.textContent = 'no transcript'
+  row.append(
+    cell(describeTime(recent.ended_at), 'num'),
+    cell(recent.session_id, 'mono'),
+    cell(describeDuration(recent.duration_seconds), 'num'),
+    cell(recent.cost_usd === null ? '–' : `$${recent.cost_usd}`, 'num'),
+    transcript
+  )
+  return row
+}
+
+/** What the panel shows now (the server's answer as JSON), so that an unchanged answer is not redrawn. */
+let recentShown = ''
+/** False once the server says it does not track sessions (no API key): no more polling. */
+let recentAvailable = true
+let recentLoading = false
+
+async function refreshRecentCalls () {
+  if (!recentAvailable || recentLoading) return
+  recentLoading = true
+  try {
+    const response = await fetch(RECENT_PATH, { headers: { accept: 'application/json' } })
+    if (response.ok) showRecentCalls(await response.json())
+  } catch {
+  } finally {
+    recentLoading = false
+  }
+}
+
+function showRecentCalls (answer) {
+  const json = JSON.stringify(answer)
+  if (json === recentShown) return
+  recentShown = json
+  if (!answer.tracking) {
+    recentAvailable = false
+    ui.recentNote.textContent = 'Recent calls need an API key: start the demo with OSHARA_API_KEY set (it stays on the server) to see them here.'
+    ui.recentTable.hidden = true
+    return
+  }
+  const calls = answer.calls ?? []
+  ui.recentNote.textContent = calls.length === 0
+    ? 'No ended calls yet. A call shows up here a few seconds after it ends.'
+    : `Your last ${calls.length === 1 ? 'call' : `${calls.length} calls`}, newest first.`
+  ui.recentRows.replaceChildren(...calls.map(recentRow))
+  ui.recentTable.hidden = calls.length === 0
+}
+
+// While the page is visible, the panel asks every couple of seconds (and at once when a call ends).
+setInterval(() => {
+  if (document.visibilityState === 'visible') refreshRecentCalls()
+}, RECENT_POLL_MS)
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') refreshRecentCalls()
+})
 
 // Closing or leaving the tab ends the call. sendBeacon cannot send DELETE; a keepalive fetch
 // outlives the page.
@@ -229,7 +399,7 @@ window.addEventListener('pagehide', () => {
   call = null
   releaseSlot(current.sessionId, true)
   current.room.disconnect()
-  ui.end.disabled = true
+  setCallButtons(false)
   ui.start.disabled = false
   setConnection('ended')
   clearSessionFields()
@@ -244,7 +414,9 @@ async function loadContext () {
   ui.agent.textContent = demo.agent ?? ui.agent.textContent
   ui.user.textContent = demo.user ? `${demo.user.name} (${demo.user.plan})` : 'unknown'
   ui.upstream.textContent = demo.upstream === 'oshara' ? 'Oshara' : 'local emulator'
+  ui.controls.hidden = demo.upstream !== 'emulator'
   setStatus('Ready. Press Start call to get a voice token and join the room.')
+  refreshRecentCalls()
 }
 
 loadContext()
