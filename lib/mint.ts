@@ -56,12 +56,18 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   }
 }
 
-/** A slot for `key`; when the key is at its limit and sessions are tracked, its ended sessions are found and freed first. */
+/**
+ * A slot for `key`. With tracking, a key at its limit has its ended sessions found and freed
+ * first, and a refusal says to come back within `maxCheckIntervalMs` (not when the oldest slot's
+ * hold ends, hours away): the call may end any time, and the next try looks again.
+ */
 async function reserve (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
   try {
     return await limiter.acquire(key, log)
   } catch (error) {
-    if (tracker === undefined || !(error instanceof OsharaSessionLimitError) || error.scope !== 'key' || !await tracker.reclaim(key)) throw error
-    return await limiter.acquire(key, log)
+    if (tracker === undefined || !(error instanceof OsharaSessionLimitError)) throw error
+    if (error.scope === 'key' && await tracker.reclaim(key)) return await limiter.acquire(key, log)
+    error.retryAfterMs = Math.min(error.retryAfterMs as number, tracker.retryAfterCapMs)
+    throw error
   }
 }

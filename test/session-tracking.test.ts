@@ -14,7 +14,9 @@ t.test('a crashed tab (no DELETE), concurrency 1: the next POST is 200 as soon a
   const emulator = await startEmulator(t)
   const app = await buildApp(t, emulator, { apiKey: API_KEY, limits, tracking: { firstCheckMs: 3_600_000 } })
   const first = (await postToken(app)).json()
-  t.equal((await postToken(app)).statusCode, 429, 'the call still runs: its slot is held')
+  const refused = await postToken(app)
+  t.equal(refused.statusCode, 429, 'the call still runs: its slot is held')
+  t.equal(refused.headers['retry-after'], '120', 'come back within maxCheckIntervalMs, not when the 4 h hold ends')
   emulator.endSession(first.session_id, { reason: 'tab_crashed' })
   t.equal((await postToken(app)).statusCode, 200, 'the key at its limit had its sessions looked up before a 429')
 })
@@ -244,4 +246,20 @@ t.test('tracking.concurrency bounds the lookups and deliveries in flight', async
   release()
   await waitUntil(() => ended.length === 2, 'the second is delivered once the first is done')
   t.same(ended, [first.session_id, second.session_id])
+})
+
+t.test('with tracking, a global refusal is capped too, and a store failure is still a 503', async (t) => {
+  const emulator = await startEmulator(t)
+  const store = new FlakyStore()
+  const app = await buildApp(t, emulator, {
+    apiKey: API_KEY,
+    limits: { concurrency: 1, global: 1, key: (request) => String(request.headers['x-user']), store, storeTimeoutMs: 50 },
+    tracking: { firstCheckMs: 3_600_000, maxCheckIntervalMs: 30_000 }
+  })
+  t.equal((await postToken(app, undefined, { 'x-user': 'ann' })).statusCode, 200)
+  const global = await postToken(app, undefined, { 'x-user': 'bob' })
+  t.equal(global.statusCode, 429)
+  t.equal(global.headers['retry-after'], '30')
+  store.acquire = async () => { throw new Error('store down') }
+  t.equal((await postToken(app, undefined, { 'x-user': 'cy' })).statusCode, 503)
 })

@@ -1,6 +1,7 @@
 import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
 import { MemorySessionStore } from './memory-store.js'
+import { direct, storeFailure, withTimeout } from './store-call.js'
 import type { AcquireResult, SessionStore, TrackingSessionStore } from './store.js'
 
 /** What binding needs to know when sessions are tracked. */
@@ -27,47 +28,8 @@ interface Logger extends OsharaLogger {
   error (object: Record<string, unknown>, message: string): void
 }
 
-const STORE_TIMEOUT = Symbol('store timeout')
 /** Sent as `Retry-After` when the store itself is failing. */
-const STORE_RETRY_AFTER_MS = 5000
-
-/**
- * Runs `operation` against the store, failing after `timeoutMs` (a down Redis can queue commands
- * forever). Once the timeout has answered, the store's late answer goes to `onLate` and a late
- * failure is dropped: nobody waits for either any more.
- */
-function withTimeout<T> (operation: () => Promise<T>, timeoutMs: number, onLate?: (value: T) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const pending = Promise.resolve(operation())
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      reject(STORE_TIMEOUT)
-    }, timeoutMs)
-    pending.then((value) => {
-      if (!timedOut) {
-        clearTimeout(timer)
-        resolve(value)
-      } else {
-        onLate?.(value)
-      }
-    }, (cause: unknown) => {
-      if (!timedOut) {
-        clearTimeout(timer)
-        reject(cause)
-      }
-    })
-  })
-}
-
-function storeFailure (cause: unknown): Record<string, unknown> {
-  return { storeError: cause === STORE_TIMEOUT ? 'timeout' : String(cause) }
-}
-
-/** The in-process store cannot hang: it is called directly, without a timer per operation. */
-async function direct<T> (operation: () => Promise<T>): Promise<T> {
-  return await operation()
-}
+export const STORE_RETRY_AFTER_MS = 5000
 
 /** The concurrent-session limiter: reserve, bind, release, over a `SessionStore`. */
 export class SessionLimiter {

@@ -51,6 +51,11 @@ export class SessionTracker {
     this.#log = log
   }
 
+  /** The longest `Retry-After` of a 429 while sessions are tracked. */
+  get retryAfterCapMs (): number {
+    return this.#config.maxCheckIntervalMs
+  }
+
   /** A session was just tracked (by the store's `bind`, or `track` for one without a slot). */
   tracked (): void {
     this.#wake(this.#config.firstCheckMs)
