@@ -98,6 +98,14 @@ export const VARIANTS: Record<string, Variant> = {
       return nothing
     }
   },
+  'A+quota': {
+    // A sessions budget per key, memory store, never reached: the cost of counting.
+    label: 'A + quota (sessions per day), memory store',
+    setup: async (app, { oshara }) => {
+      await registerPlugin(app, oshara, { quota: { key: spreadLimits.key, window: 'day', sessions: 1_000_000 } })
+      return nothing
+    }
+  },
   'A+Redis': {
     label: 'A + limits, Redis store',
     redis: true,

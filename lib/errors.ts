@@ -116,6 +116,11 @@ export class OsharaSessionLimitError extends OsharaError {
   scope: 'key' | 'global' | undefined
 }
 
+/** A key's usage quota (sessions, minutes or cost in the window) is used up. */
+export class OsharaQuotaExceededError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_QUOTA_EXCEEDED'
+}
+
 /** Oshara answered 429: the plan's concurrent-session limit is reached. */
 export class OsharaUpstreamLimitError extends OsharaError {
   static override readonly code = 'FST_OSHARA_UPSTREAM_LIMIT'

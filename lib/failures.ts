@@ -43,6 +43,7 @@ export const FAILURES = {
   FST_OSHARA_FIELD_NOT_ALLOWED: { status: 400, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
   FST_OSHARA_ORIGIN_NOT_ALLOWED: { status: 403, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
   FST_OSHARA_SESSION_LIMIT: { status: 429, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: true },
+  FST_OSHARA_QUOTA_EXCEEDED: { status: 429, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: true },
   FST_OSHARA_UPSTREAM_LIMIT: { status: 429, outcome: 'not_created', retry: 'once-with-retry-after', breaker: 'success', retryAfter: true },
   FST_OSHARA_ORIGIN_FORBIDDEN: {
     status: 502,

@@ -28,6 +28,7 @@ export {
   OsharaInvalidSessionError,
   OsharaOriginForbiddenError,
   OsharaOriginNotAllowedError,
+  OsharaQuotaExceededError,
   OsharaRequestRejectedError,
   OsharaSessionLimitError,
   OsharaSessionNotFoundError,
@@ -39,6 +40,10 @@ export {
 } from './errors.js'
 export type { OsharaErrorCode, OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
+export { MemoryQuotaStore } from './quota/memory-store.js'
+export { RedisQuotaStore, type RedisQuotaStoreOptions } from './quota/redis-store.js'
+export type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota/store.js'
+export type { OsharaQuotaUsage } from './quota/quota.js'
 export { RedisSessionStore, type RedisScriptingClient, type RedisSessionStoreOptions } from './limits/redis-store.js'
 export type {
   AcquireResult,
@@ -58,6 +63,7 @@ export type {
   CreateSessionOptions,
   OsharaDecorator,
   OsharaLimitsOptions,
+  OsharaQuotaOptions,
   OsharaRouteDocs,
   OsharaRouteOptions,
   OsharaTrackingOptions,

@@ -15,7 +15,7 @@ export interface Minter {
 }
 
 export interface MintOptions<T> {
-  /** The limiter key; undefined: not limited. */
+  /** The limiter key (undefined: not limited); without a limiter, the key a tracked session is reported under. */
   key: string | undefined
   log: FastifyBaseLogger
   signal: AbortSignalLike | undefined
@@ -44,7 +44,7 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
     await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log, minter.bindTracking)
     tracker?.tracked()
   } else {
-    await tracker?.track(session.session_id)
+    await tracker?.track(session.session_id, key)
   }
   if (finish === undefined) return session as T
   try {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { OsharaSession } from './client/schemas.js'
+import type { OsharaSessionSummary } from './client/summaries.js'
 import { invalidOption, OsharaInvalidSessionError } from './errors.js'
 import { type Minter, mint } from './mint.js'
 import { normalizePluginOptions, type PluginConfig } from './options/normalize.js'
@@ -24,6 +25,7 @@ function decorate (fastify: FastifyInstance, config: PluginConfig, minter: Minte
   const decorator: OsharaDecorator = {
     client: config.client,
     createSession: (input, options) => createSessionFor(config, minter, fastify, input, options),
+    usage: (key) => config.quota?.usage(key) ?? Promise.reject(invalidOption('quota', 'is not set, so there is no usage to read', 'set quota: { window, sessions | minutes | costUsd } to use fastify.oshara.usage()')),
     releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false)
   }
   fastify.decorate(name, decorator)
@@ -40,8 +42,13 @@ function warnIfOpen (fastify: FastifyInstance, config: PluginConfig): void {
 /** The session tracker, when tracking is on. */
 function tracking (fastify: FastifyInstance, config: PluginConfig): Pick<Minter, 'tracker' | 'bindTracking'> {
   if (config.tracking === undefined) return { tracker: undefined, bindTracking: undefined }
+  const { quota } = config
+  // An ended session's minutes and cost count against the key that held it.
+  const onEnded = quota?.needsTracking === true
+    ? async (key: string | undefined, summary: OsharaSessionSummary) => { if (key !== undefined) await quota.record(key, summary, fastify.log) }
+    : undefined
   return {
-    tracker: new SessionTracker(config.tracking, config.client, fastify.log),
+    tracker: new SessionTracker(config.tracking, config.client, fastify.log, onEnded),
     bindTracking: Object.freeze({ firstCheckMs: config.tracking.firstCheckMs, holdMs: config.tracking.maxTrackMs })
   }
 }

@@ -4,6 +4,8 @@ import type { OsharaClientOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
 import type { OsharaSessionSummary } from './client/summaries.js'
 import type { SessionStore } from './limits/store.js'
+import type { OsharaQuotaUsage } from './quota/quota.js'
+import type { QuotaStore } from './quota/store.js'
 import type { ClientField } from './route/route-schemas.js'
 
 // The names, defaults and checks of the option types below live in lib/options/registry.ts,
@@ -55,6 +57,26 @@ export interface OsharaTrackingOptions {
   leaseMs?: number
   /** Where tracked sessions live. Default: `limits.store`, else a new `MemorySessionStore`. Must implement the tracking methods. */
   store?: SessionStore
+}
+
+/** Usage quotas per key: a budget of sessions, minutes and/or cost per window. */
+export interface OsharaQuotaOptions {
+  /** The quota key of a request. Default: `limits.key`, else `request.ip`. */
+  key?: (request: FastifyRequest) => MaybePromise<string>
+  /** `'day'` or `'month'` (calendar, UTC), or fixed windows of this many milliseconds. */
+  window: 'day' | 'month' | number
+  /** Sessions per window, counted at mint. */
+  sessions?: number | ((request: FastifyRequest) => MaybePromise<number>)
+  /** Voice minutes per window, counted when a session ends (needs `apiKey` and tracking). */
+  minutes?: number | ((request: FastifyRequest) => MaybePromise<number>)
+  /** US dollars per window (Oshara's `estimated_cost_usd`), counted when a session ends (needs `apiKey` and tracking). */
+  costUsd?: number | ((request: FastifyRequest) => MaybePromise<number>)
+  /** Where usage is counted. Default: a new `MemoryQuotaStore` (one process); `RedisQuotaStore` for several instances. */
+  store?: QuotaStore
+  /** When the store fails or is slower than `storeTimeoutMs`: `'deny'` (503, default) or `'allow'` (serve without the quota, warn). */
+  onStoreError?: 'deny' | 'allow'
+  /** Longest wait for the store. Default 1000. */
+  storeTimeoutMs?: number
 }
 
 export interface OsharaLimitsOptions {
@@ -110,6 +132,8 @@ export interface OsharaVoiceBaseOptions {
    * retried later, a bounded number of times.
    */
   onSessionEnd?: (summary: OsharaSessionSummary, context: SessionEndContext) => MaybePromise<void>
+  /** Usage quotas per key (sessions, minutes, cost per day, month or fixed window). */
+  quota?: OsharaQuotaOptions
   /** Session tracking; on by default when `apiKey` is set and `limits` or `onSessionEnd` is. `false`: off. */
   tracking?: OsharaTrackingOptions | false
   limits?: OsharaLimitsOptions
@@ -155,6 +179,8 @@ export interface OsharaDecorator {
   readonly client: OsharaClient
   /** Mint a session for a native app or a server-initiated call; same client, errors and limiter as the route. */
   createSession (input: CreateSessionInput, options?: CreateSessionOptions): Promise<OsharaSession>
+  /** The key's use of the current quota window (needs `quota`), e.g. for the app's own UI. */
+  usage (key: string): Promise<OsharaQuotaUsage>
   /** Free the limiter slot of a session (with `key`: only when that key holds it); false when none was freed (or no `limits`). */
   releaseSession (sessionId: string, options?: { key?: string }): Promise<boolean>
 }

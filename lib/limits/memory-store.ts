@@ -168,7 +168,7 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   }
 
   async track (sessionId: string, request: TrackRequest): Promise<void> {
-    this.#startTracking(sessionId, undefined, request, this.#dropExpired())
+    this.#startTracking(sessionId, request.key, request, this.#dropExpired())
   }
 
   async claimDue ({ owner, leaseMs, limit }: ClaimRequest): Promise<ClaimResult> {

@@ -182,9 +182,9 @@ forget_slot(slot_key, slot_id, slot[1], slot[2])
 return 1
 `
 
-// KEYS: global set. ARGV: session id, first check ms. A session already tracked keeps its entry.
+// KEYS: global set. ARGV: session id, first check ms, key ('' for none). A session already tracked keeps its entry.
 const TRACK = `${LUA_HELPERS}
-start_tracking(ARGV[1], false, ARGV[2], now_ms())
+start_tracking(ARGV[1], ARGV[3] ~= '' and ARGV[3], ARGV[2], now_ms())
 return 1
 `
 
@@ -381,8 +381,8 @@ export class RedisSessionStore implements SessionStore, TrackingStore {
     return reply === 1
   }
 
-  async track (sessionId: string, { firstCheckMs }: TrackRequest): Promise<void> {
-    await this.#client.osharaVoiceV2Track(this.#global, sessionId, firstCheckMs)
+  async track (sessionId: string, { firstCheckMs, key }: TrackRequest): Promise<void> {
+    await this.#client.osharaVoiceV2Track(this.#global, sessionId, firstCheckMs, key ?? '')
   }
 
   async claimDue ({ owner, leaseMs, limit }: ClaimRequest): Promise<ClaimResult> {

@@ -80,6 +80,8 @@ export interface SessionStore {
 export interface TrackRequest {
   /** When the first lookup is due, from now. */
   firstCheckMs: number
+  /** For `track` (a session without a slot): the key to report it under, e.g. its quota key. `bind` uses the slot's key. */
+  key?: string | undefined
 }
 
 export interface TrackedSession {
@@ -133,7 +135,7 @@ export interface TrackingStore {
    * slot's key. The tracker passes `track` only when tracking is on. A bind that fails tracks nothing.
    */
   bind (slotId: string, sessionId: string, holdMs: number, track?: TrackRequest): Promise<boolean>
-  /** Start tracking a session that holds no slot (minted without a limiter key). */
+  /** Start tracking a session that holds no slot (minted without a limiter key), under `request.key` if given. */
   track (sessionId: string, request: TrackRequest): Promise<void>
   /** Lease up to `limit` due entries to `owner`. */
   claimDue (request: ClaimRequest): Promise<ClaimResult>

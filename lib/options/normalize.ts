@@ -9,6 +9,7 @@ import { buildBodySchema, type ClientField } from '../route/route-schemas.js'
 import type { OsharaVoiceOptions } from '../types.js'
 import { objectOption } from '../validate.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
+import { UsageQuota } from '../quota/quota.js'
 import type { TrackerConfig } from '../tracking/tracker.js'
 import { checkGroup, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
 
@@ -21,7 +22,7 @@ type Given = Normalized<typeof PLUGIN_OPTIONS>
  * options used as their checks returned them come straight from `PLUGIN_OPTIONS`; the rest are
  * turned into what the route needs.
  */
-export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking'> {
+export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota'> {
   /** The slug when `agent` is a string. */
   readonly agentSlug: string | undefined
   readonly resolveAgent: ((request: FastifyRequest) => MaybePromise<string>) | undefined
@@ -34,6 +35,9 @@ export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' 
   readonly ownsClient: boolean
   /** Session tracking, when on. */
   readonly tracking: TrackerConfig | undefined
+  readonly quota: UsageQuota | undefined
+  /** The quota key of a request (`quota.key`, else the limiter's key, else `request.ip`). */
+  readonly quotaKey: (request: FastifyRequest) => MaybePromise<string>
 }
 
 /** A reservation outlives the longest upstream call: the deadline plus this margin. */
@@ -79,29 +83,46 @@ function sessionClient (options: Record<string, unknown>, origin: string | undef
  * Lookups need the key, so asking for tracking (or `onSessionEnd`) without one fails here.
  */
 function sessionTracking (given: Given, options: Record<string, unknown>): TrackerConfig | undefined {
-  const { tracking, onSessionEnd, limits } = given
+  const { tracking, onSessionEnd, limits, quota } = given
   const hasApiKey = given.client === undefined ? options.apiKey !== undefined : given.client.hasApiKey
+  // Quotas of minutes or cost count a session when it ends: they need tracking.
+  const quotaBudget = quota?.minutes !== undefined ? 'quota.minutes' : quota?.costUsd !== undefined ? 'quota.costUsd' : undefined
   if (tracking === false) {
     if (onSessionEnd !== undefined) throw invalidOption('onSessionEnd', 'needs session tracking, which tracking: false turns off', 'remove tracking: false, or onSessionEnd')
+    if (quotaBudget !== undefined) throw invalidOption(quotaBudget, 'counts when a session ends, which needs session tracking, which tracking: false turns off', 'remove tracking: false, or budget sessions only')
     return undefined
   }
   const needsKey = 'the plugin learns that a call ended from its summary (GET /api/billing/sessions/{id}/), which needs X-API-Key'
   if (!hasApiKey) {
     if (onSessionEnd !== undefined) throw invalidOption('onSessionEnd', `needs apiKey: ${needsKey}`, 'set apiKey (e.g. process.env.OSHARA_API_KEY), or remove onSessionEnd')
+    if (quotaBudget !== undefined) throw invalidOption(quotaBudget, `needs apiKey: ${needsKey}`, 'set apiKey (e.g. process.env.OSHARA_API_KEY), or budget sessions only')
     if (tracking !== undefined) throw invalidOption('tracking', `needs apiKey: ${needsKey}`, 'set apiKey, or remove tracking')
     return undefined
   }
-  if (tracking === undefined && limits === undefined && onSessionEnd === undefined) return undefined
+  if (quotaBudget !== undefined && limits !== undefined && quota?.key !== undefined) {
+    throw invalidOption('quota.key', `cannot differ from limits.key with ${quotaBudget}: an ended session is counted for the key that held its slot`, 'leave quota.key out (it defaults to limits.key)')
+  }
+  if (tracking === undefined && limits === undefined && onSessionEnd === undefined && quotaBudget === undefined) return undefined
   const { store: trackingStore, ...settings } = tracking ?? checkGroup(TRACKING_OPTIONS, {}, 'tracking.')
   const path = trackingStore !== undefined ? 'tracking.store' : 'limits.store'
   const store = checkTrackingStore(trackingStore ?? limits?.store ?? new MemorySessionStore(), path)
   return { ...settings, store, shared: !(store instanceof MemorySessionStore), onSessionEnd }
 }
 
+function usageQuota (quota: Given['quota'], limits: Given['limits']): Pick<PluginConfig, 'quota' | 'quotaKey'> {
+  const quotaKey = quota?.key ?? limits?.key ?? DEFAULTS.limits.key
+  if (quota === undefined) return { quota: undefined, quotaKey }
+  const { key: _key, ...settings } = quota
+  if (settings.sessions === undefined && settings.minutes === undefined && settings.costUsd === undefined) {
+    throw invalidOption('quota', 'has no budget', 'set quota.sessions, quota.minutes or quota.costUsd, e.g. { window: \'day\', minutes: 10 }')
+  }
+  return { quota: new UsageQuota(settings), quotaKey }
+}
+
 export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
   const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
   const checked = checkGroup(PLUGIN_OPTIONS, options, '')
-  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, ...given } = checked
+  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, ...given } = checked
   const { bodySchema, ...policy } = browserPolicy(clientFields, agents, languages)
   return Object.freeze({
     ...given,
@@ -109,6 +130,7 @@ export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig
     policy,
     bodySchema,
     tracking: sessionTracking(checked, options),
+    ...usageQuota(quota, limits),
     ...sessionLimits(limits, options),
     // Last: every other option is checked before a connection pool is made.
     ...sessionClient(options, origin, client)

@@ -7,9 +7,14 @@ import type { RetryOptions, RetryPolicy } from '../client/retry.js'
 import { invalidOption } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
+import { MemoryQuotaStore } from '../quota/memory-store.js'
+import type { QuotaBudget } from '../quota/quota.js'
+import type { QuotaStore } from '../quota/store.js'
+import type { QuotaWindow } from '../quota/window.js'
 import { CLIENT_FIELDS, type ClientField } from '../route/route-schemas.js'
 import type {
   OsharaLimitsOptions,
+  OsharaQuotaOptions,
   OsharaRouteDocs,
   OsharaRouteOptions,
   OsharaTrackingOptions,
@@ -321,6 +326,56 @@ export const TRACKING_OPTIONS = {
   store: optional(checkStore)
 } satisfies OptionGroup<OsharaTrackingOptions>
 
+function checkOnStoreError (value: unknown, path: string): 'deny' | 'allow' {
+  const given = value ?? DEFAULTS.limits.onStoreError
+  if (given !== 'deny' && given !== 'allow') {
+    throw invalidOption(path, `must be 'deny' or 'allow', got ${describe(given)}`, "'deny' answers 503 while the store is down; 'allow' serves without limits and logs a warning")
+  }
+  return given
+}
+
+// Usage quotas.
+
+const QUOTA_STORE_METHODS = ['consume', 'refund', 'record', 'usage']
+
+function checkQuotaStore (value: unknown, path: string): QuotaStore {
+  if (value === undefined) return new MemoryQuotaStore()
+  if (value === null || typeof value !== 'object' || !QUOTA_STORE_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function')) {
+    throw invalidOption(path, `must implement ${QUOTA_STORE_METHODS.join(', ')}, got ${describe(value)}`, 'pass new MemoryQuotaStore(), new RedisQuotaStore({ client }), or your own QuotaStore')
+  }
+  return value as QuotaStore
+}
+
+function checkWindow (value: unknown, path: string): QuotaWindow {
+  if (value === 'day' || value === 'month' || (typeof value === 'number' && Number.isInteger(value) && value >= 1000)) return value
+  throw invalidOption(path, `must be 'day', 'month' or a number of milliseconds >= 1000, got ${describe(value)}`, "e.g. window: 'day' (a calendar day, UTC), or window: 60 * 60_000 for fixed hours")
+}
+
+/** A budget: a number >= 0, or a function of the request (its plan). */
+function budget (unit: string): OptionSpec<QuotaBudget | undefined> {
+  return {
+    callback: true,
+    check: (value, path) => {
+      if (value === undefined || typeof value === 'function') return value as QuotaBudget | undefined
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        throw invalidOption(path, `must be a number >= 0 or a function of the request, got ${describe(value)}`, `e.g. ${path.slice(path.indexOf('.') + 1)}: 10, or (request) => request.user.plan === 'pro' ? 300 : 10 (${unit})`)
+      }
+      return value
+    }
+  }
+}
+
+export const QUOTA_OPTIONS = {
+  key: userFunction<OsharaQuotaOptions['key']>('(request) => string, e.g. (request) => request.user.id'),
+  window: { check: checkWindow },
+  sessions: budget('sessions per window'),
+  minutes: budget('voice minutes per window'),
+  costUsd: budget('US dollars per window'),
+  store: { check: checkQuotaStore },
+  onStoreError: { check: checkOnStoreError },
+  storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
+} satisfies OptionGroup<OsharaQuotaOptions>
+
 export const LIMIT_OPTIONS = {
   concurrency: {
     check: (value, path) => {
@@ -335,15 +390,7 @@ export const LIMIT_OPTIONS = {
   global: optionalInteger(1),
   store: { check: checkStore },
   holdMs: optionalInteger(1),
-  onStoreError: {
-    check: (value, path) => {
-      const given = value ?? DEFAULTS.limits.onStoreError
-      if (given !== 'deny' && given !== 'allow') {
-        throw invalidOption(path, `must be 'deny' or 'allow', got ${describe(given)}`, "'deny' answers 503 while the store is down; 'allow' serves without limits and logs a warning")
-      }
-      return given
-    }
-  },
+  onStoreError: { check: checkOnStoreError },
   storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
 } satisfies OptionGroup<OsharaLimitsOptions>
 
@@ -433,6 +480,7 @@ export const PLUGIN_OPTIONS = {
   client: optional(checkClient),
   allowedOrigins: { check: checkAllowedOrigins },
   public: flag(DEFAULTS.plugin.public),
+  quota: optional((value, path) => normalizeGroup(QUOTA_OPTIONS, value, path)),
   onSessionEnd: userFunction<OsharaVoiceBaseOptions['onSessionEnd']>('(summary, { sessionId, key }) => { ... }'),
   tracking: {
     check: (value, path) => value === undefined || value === false ? value : normalizeGroup(TRACKING_OPTIONS, value, path)

@@ -95,17 +95,17 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
 
 async function handleRelease (config: PluginConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const params = request.params as { session_id?: string, '*'?: string }
-  const key = await limitKey(config, request)
+  const key = await keyOf(config.limitKey, 'limits.key', request)
   const released = await (config.limiter as NonNullable<PluginConfig['limiter']>).releaseSession(params.session_id ?? params['*'] as string, key)
   if (!released) throw new OsharaSessionNotFoundError('No such active voice session.')
   return reply.code(204).send()
 }
 
-async function limitKey (config: PluginConfig, request: FastifyRequest): Promise<string> {
+async function keyOf (key: PluginConfig['limitKey'], option: string, request: FastifyRequest): Promise<string> {
   try {
-    return await config.limitKey(request)
+    return await key(request)
   } catch (error) {
-    throw callbackFailure('limits.key', error, request.log)
+    throw callbackFailure(option, error, request.log)
   }
 }
 
@@ -164,14 +164,25 @@ async function reportFailure (config: PluginConfig, request: FastifyRequest, rep
 async function handleTokenRequest (config: PluginConfig, minter: Minter, request: RequestWithSignal, reply: FastifyReply): Promise<Record<string, unknown>> {
   try {
     const draft = await buildDraft(config, request)
-    const key = config.limiter === undefined ? undefined : await limitKey(config, request)
-    const body = await mint(minter, draft, {
-      key,
-      log: request.log,
-      signal: request[kDisconnect] as DisconnectSignal,
-      requestId: undefined,
-      finish: config.onSession === undefined && config.response === undefined ? replyOf : (session) => finish(config, request, session)
-    })
+    const key = config.limiter === undefined ? undefined : await keyOf(config.limitKey, 'limits.key', request)
+    const { quota } = config
+    // The quota key defaults to the limiter's: one call of the app's key function then serves both.
+    const quotaKey = quota === undefined ? undefined : key !== undefined && config.quotaKey === config.limitKey ? key : await keyOf(config.quotaKey, 'quota.key', request)
+    const ticket = quota === undefined ? undefined : await quota.take(request, quotaKey as string)
+    let body
+    try {
+      body = await mint(minter, draft, {
+        key: key ?? quotaKey,
+        log: request.log,
+        signal: request[kDisconnect] as DisconnectSignal,
+        requestId: undefined,
+        finish: config.onSession === undefined && config.response === undefined ? replyOf : (session) => finish(config, request, session)
+      })
+    } catch (error) {
+      if (ticket !== undefined) await quota?.giveBack(ticket, request.log)
+      throw error
+    }
+    if (ticket !== undefined) quota?.sendRemaining(reply, ticket)
     reply.header('cache-control', 'no-store')
     return body
   } catch (error) {

@@ -1,2 +1,3 @@
 export { sessionStoreContract } from './store-contract.js'
 export type { SessionStoreContractCase, SessionStoreContractOptions } from './store-contract.js'
+export { quotaStoreContract, type QuotaStoreContractCase, type QuotaStoreContractOptions } from './quota-contract.js'

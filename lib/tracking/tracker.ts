@@ -8,6 +8,8 @@ import type { SessionEndContext } from '../types.js'
 
 type MaybePromise<T> = T | Promise<T>
 
+type OnEnded = (key: string | undefined, summary: OsharaSessionSummary) => Promise<void>
+
 export interface TrackerConfig {
   readonly store: TrackingSessionStore
   /** The store is shared by other instances (not in this process's memory): keep looking for their work when idle. */
@@ -37,6 +39,7 @@ export class SessionTracker {
   readonly #config: TrackerConfig
   readonly #client: OsharaClient
   readonly #log: FastifyBaseLogger
+  readonly #onEnded: OnEnded | undefined
   readonly #inFlight = new Set<Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #wakeAt = Number.POSITIVE_INFINITY
@@ -45,10 +48,12 @@ export class SessionTracker {
   #again = false
   #closed = false
 
-  constructor (config: TrackerConfig, client: OsharaClient, log: FastifyBaseLogger) {
+  /** `onEnded` runs once per ended session, before `onSessionEnd` (the quota counts its minutes and cost); it never throws. */
+  constructor (config: TrackerConfig, client: OsharaClient, log: FastifyBaseLogger, onEnded?: OnEnded) {
     this.#config = config
     this.#client = client
     this.#log = log
+    this.#onEnded = onEnded
   }
 
   /** The longest `Retry-After` of a 429 while sessions are tracked. */
@@ -61,10 +66,10 @@ export class SessionTracker {
     this.#wake(this.#config.firstCheckMs)
   }
 
-  /** Tracks a session that holds no slot. Never throws: a store failure is logged. */
-  async track (sessionId: string): Promise<void> {
+  /** Tracks a session that holds no slot, under `key` (its quota key) if given. Never throws: a store failure is logged. */
+  async track (sessionId: string, key: string | undefined): Promise<void> {
     try {
-      await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs })
+      await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs, key })
       this.tracked()
     } catch (error) {
       this.#log.warn({ err: error, session_id: sessionId }, 'oshara: session store failed to track a session; onSessionEnd will not come for it')
@@ -164,12 +169,13 @@ export class SessionTracker {
     }
     if (!isFinalized(summary)) return await this.#stillRunning(session)
     const store = this.#config.store
+    // The slot frees first; the lease (until leaseMs) covers what follows.
+    if (!session.ended && !await store.reschedule(sessionId, this.owner, { delayMs: this.#config.leaseMs, ended: true })) return
+    if (session.deliveries === 0) await this.#onEnded?.(session.key, summary)
     if (this.#config.onSessionEnd === undefined) {
       await store.untrack(sessionId, this.owner)
       return
     }
-    // The slot frees first; the lease (until leaseMs) covers the delivery.
-    if (!session.ended && !await store.reschedule(sessionId, this.owner, { delayMs: this.#config.leaseMs, ended: true })) return
     await this.#deliver(session, summary)
   }
 

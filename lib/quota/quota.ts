@@ -1,0 +1,180 @@
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { callbackFailure } from '../app-callback.js'
+import type { OsharaSessionSummary } from '../client/summaries.js'
+import { OsharaQuotaExceededError, OsharaUnavailableError } from '../errors.js'
+import { direct, storeFailure, withTimeout } from '../limits/store-call.js'
+import { MemoryQuotaStore } from './memory-store.js'
+import type { ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './store.js'
+import { type QuotaWindow, type WindowSpan, windowAt } from './window.js'
+
+type MaybePromise<T> = T | Promise<T>
+/** A budget: a number, or the request's own (its plan's). */
+export type QuotaBudget = number | ((request: FastifyRequest) => MaybePromise<number>)
+
+export interface QuotaConfig {
+  readonly store: QuotaStore
+  readonly window: QuotaWindow
+  readonly sessions: QuotaBudget | undefined
+  readonly minutes: QuotaBudget | undefined
+  readonly costUsd: QuotaBudget | undefined
+  readonly onStoreError: 'deny' | 'allow'
+  readonly storeTimeoutMs: number
+}
+
+/** What `fastify.oshara.usage(key)` resolves to: the key's use of the current window. */
+export interface OsharaQuotaUsage {
+  sessions: number
+  minutes: number
+  costUsd: number
+  /** When the window ends and the budgets are whole again (ISO time). */
+  resetsAt: string
+}
+
+/** A session counted against a key's budget: given back if minting fails. */
+export interface QuotaTicket {
+  readonly key: string
+  readonly span: WindowSpan
+  readonly budgets: QuotaBudgets
+  readonly usage: QuotaUsage
+}
+
+/** Counts are kept this long after their window ends: seconds and cost of calls still running at the reset land in it. */
+const KEEP_AFTER_WINDOW_MS = 24 * 60 * 60 * 1000
+const STORE_RETRY_AFTER_MS = 5000
+const WHEN: Record<string, string> = { day: 'today', month: 'this month' }
+const WHAT = { sessions: 'calls', seconds: 'voice minutes', costMicros: 'voice usage' } as const
+
+/** US dollars (a number, or a decimal string such as Oshara's `"0.0583"`) to whole micro-dollars. */
+export function usdToMicros (value: unknown): number {
+  const amount = typeof value === 'string' ? Number.parseFloat(value) : value
+  return typeof amount === 'number' && Number.isFinite(amount) && amount > 0 ? Math.round(amount * 1_000_000) : 0
+}
+
+/**
+ * Usage quotas per key: sessions counted at mint, minutes and cost when a session ends (from
+ * its summary), per calendar day or month (UTC) or fixed windows. Checked before the upstream
+ * call and before a concurrency slot is taken; a failed mint is given back.
+ */
+export class UsageQuota {
+  readonly config: QuotaConfig
+  readonly #bounded: <T>(operation: () => Promise<T>, timeoutMs: number) => Promise<T>
+
+  constructor (config: QuotaConfig) {
+    this.config = config
+    this.#bounded = config.store instanceof MemoryQuotaStore ? direct : withTimeout
+  }
+
+  /** Minutes or cost are budgeted: sessions must be tracked until they end. */
+  get needsTracking (): boolean {
+    return this.config.minutes !== undefined || this.config.costUsd !== undefined
+  }
+
+  /**
+   * Counts one session for the request's key. Resolves to the ticket, or undefined when the
+   * store failed and `onStoreError` is `'allow'`. Rejects with `FST_OSHARA_QUOTA_EXCEEDED`, or
+   * `FST_OSHARA_UNAVAILABLE` when the store failed and `'deny'`.
+   */
+  async take (request: FastifyRequest, key: string): Promise<QuotaTicket | undefined> {
+    const budgets = await this.#budgets(request)
+    const span = windowAt(this.config.window, Date.now())
+    let result: ConsumeResult
+    try {
+      result = await this.#bounded(() => this.config.store.consume({ key, window: span.id, ttlMs: this.#ttl(span), budgets }), this.config.storeTimeoutMs)
+    } catch (cause) {
+      return this.#storeFailed(cause, request.log)
+    }
+    if (result.ok) return { key, span, budgets, usage: result.usage }
+    throw new OsharaQuotaExceededError(`You have used up your ${WHAT[result.budget]} ${WHEN[this.config.window] ?? 'for now'}. Try again later.`, {
+      retryAfterMs: Math.max(1000, span.resetsAt - Date.now()), detail: `${result.budget} budget used up`
+    })
+  }
+
+  /** A failed mint: the session does not count. Never throws: a failure is logged. */
+  async giveBack (ticket: QuotaTicket, log: FastifyBaseLogger): Promise<void> {
+    try {
+      await this.#bounded(() => this.config.store.refund(ticket.key, ticket.span.id), this.config.storeTimeoutMs)
+    } catch (cause) {
+      log.warn(storeFailure(cause), 'oshara: quota store failed to give back a session that was not minted')
+    }
+  }
+
+  /** A session ended: its seconds and cost count in the window it started in. Never throws: a failure is logged. */
+  async record (key: string, summary: OsharaSessionSummary, log: FastifyBaseLogger): Promise<void> {
+    const started = Date.parse(String(summary.created_at))
+    const span = windowAt(this.config.window, Number.isNaN(started) ? Date.now() : started)
+    const ended = { seconds: Math.max(0, Math.ceil(Number(summary.session_duration_seconds) || 0)), costMicros: usdToMicros(summary.estimated_cost_usd) }
+    try {
+      await this.#bounded(() => this.config.store.record(key, span.id, ended, this.#ttl(span)), this.config.storeTimeoutMs)
+    } catch (cause) {
+      log.error({ ...storeFailure(cause), session_id: summary.session_id, ...ended }, 'oshara: quota store failed to count an ended session\'s minutes and cost')
+    }
+  }
+
+  /** The key's use of the current window. Rejects with `FST_OSHARA_UNAVAILABLE` when the store fails. */
+  async usage (key: string): Promise<OsharaQuotaUsage> {
+    const span = windowAt(this.config.window, Date.now())
+    let usage: QuotaUsage
+    try {
+      usage = await this.#bounded(() => this.config.store.usage(key, span.id), this.config.storeTimeoutMs)
+    } catch (cause) {
+      throw new OsharaUnavailableError('Voice usage is temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+    }
+    return { sessions: usage.sessions, minutes: usage.seconds / 60, costUsd: usage.costMicros / 1_000_000, resetsAt: new Date(span.resetsAt).toISOString() }
+  }
+
+  /**
+   * What is left, in the IETF `RateLimit-Policy` / `RateLimit` header fields: one item per
+   * budget (`"sessions"`, `"minutes"`, `"cost"`), `q` the budget, `r` what is left, `t` seconds until the reset.
+   */
+  sendRemaining (reply: FastifyReply, ticket: QuotaTicket): void {
+    const { budgets, usage, span } = ticket
+    const windowSeconds = Math.round(span.lengthMs / 1000)
+    const resetSeconds = Math.max(0, Math.ceil((span.resetsAt - Date.now()) / 1000))
+    const policies: string[] = []
+    const left: string[] = []
+    const add = (name: string, budget: number, remaining: number): void => {
+      policies.push(`"${name}";q=${budget};w=${windowSeconds}`)
+      left.push(`"${name}";r=${Math.max(0, remaining)};t=${resetSeconds}`)
+    }
+    if (budgets.sessions !== undefined) add('sessions', budgets.sessions, budgets.sessions - usage.sessions)
+    if (budgets.seconds !== undefined) add('minutes', budgets.seconds / 60, Math.floor((budgets.seconds - usage.seconds) / 60))
+    if (budgets.costMicros !== undefined) add('cost', budgets.costMicros / 1_000_000, (budgets.costMicros - usage.costMicros) / 1_000_000)
+    reply.header('ratelimit-policy', policies.join(', '))
+    reply.header('ratelimit', left.join(', '))
+  }
+
+  async #budgets (request: FastifyRequest): Promise<QuotaBudgets> {
+    const { sessions, minutes, costUsd } = this.config
+    let step = 'quota.sessions'
+    try {
+      const budgets: QuotaBudgets = {}
+      if (sessions !== undefined) budgets.sessions = await budgetOf(sessions, request)
+      step = 'quota.minutes'
+      if (minutes !== undefined) budgets.seconds = Math.round(await budgetOf(minutes, request) * 60)
+      step = 'quota.costUsd'
+      if (costUsd !== undefined) budgets.costMicros = usdToMicros(await budgetOf(costUsd, request))
+      return budgets
+    } catch (error) {
+      throw callbackFailure(step, error, request.log)
+    }
+  }
+
+  #ttl (span: WindowSpan): number {
+    return Math.max(1, span.resetsAt - Date.now()) + KEEP_AFTER_WINDOW_MS
+  }
+
+  #storeFailed (cause: unknown, log: FastifyBaseLogger): undefined {
+    if (this.config.onStoreError === 'allow') {
+      log.warn(storeFailure(cause), 'oshara: quota store failed; serving without a quota (onStoreError: allow)')
+      return undefined
+    }
+    log.error(storeFailure(cause), 'oshara: quota store failed; refusing the session (onStoreError: deny)')
+    throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+  }
+}
+
+async function budgetOf (budget: QuotaBudget, request: FastifyRequest): Promise<number> {
+  const value = typeof budget === 'number' ? budget : await budget(request)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`a quota budget must be a number >= 0, got ${String(value)}`)
+  return value
+}
