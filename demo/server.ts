@@ -12,13 +12,19 @@
  * before a 429. With the emulator, `POST /demo/sessions/:sessionId/end` lets the page end its
  * call the way Oshara would: the agent hangs up, or the tab crashed.
  *
+ * Voice minutes: the user has a budget of minutes a day (`quota`), counted when a call ends.
+ * `GET /demo/usage` tells the page what is left; once it is used up, POST /voice-token answers
+ * 429 FST_OSHARA_QUOTA_EXCEEDED with a message safe to show and Retry-After until midnight UTC.
+ *
  * Environment:
  *   PORT, HOST                  where the demo listens (default 3000, 127.0.0.1)
  *   OSHARA_AGENT, OSHARA_ORIGIN talk to the real Oshara with this character slug and Origin
  *                               (the Origin must be on the character's allowed_origins)
  *   OSHARA_BASE_URL             default https://api.oshara.ai
  *   OSHARA_API_KEY              sent as X-API-Key upstream, never to the browser; with the real
- *                               Oshara, Recent calls need it (the emulator gets a key of its own)
+ *                               Oshara, Recent calls and voice minutes need it (the emulator gets
+ *                               a key of its own)
+ *   DEMO_MINUTES                the user's voice minutes a day (default 10)
  *   LOG_LEVEL                   default info
  */
 import { randomBytes } from 'node:crypto'
@@ -29,7 +35,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyStatic from '@fastify/static'
 // In your app: import osharaVoice from 'fastify-oshara-voice'
-import osharaVoice, { type OsharaTrackingOptions, type OsharaVoiceOwnClientOptions } from '../lib/index.js'
+import osharaVoice, { type OsharaQuotaUsage, type OsharaTrackingOptions, type OsharaVoiceOwnClientOptions } from '../lib/index.js'
 import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
 import { DemoCalls } from './calls.js'
 
@@ -72,6 +78,11 @@ export interface DemoOptions {
   /** Fastify's JSON logs on stdout. Default false (the script turns them on). */
   logger?: boolean
 }
+
+/** What `GET /demo/usage` answers: the user's voice minutes today, or `{ quota: false }` when they are not counted. */
+export type DemoUsage =
+  | { quota: true, window: 'day', budget: { minutes: number }, usage: OsharaQuotaUsage }
+  | { quota: false }
 
 export interface Demo {
   /** The page, e.g. http://127.0.0.1:3000 */
@@ -194,6 +205,16 @@ function portFrom (value: string | undefined): number {
   return port
 }
 
+/** DEMO_MINUTES as a number of minutes (default 10), or an error saying what it takes. */
+function minutesFrom (value: string | undefined): number {
+  if (value === undefined || value === '') return 10
+  const minutes = Number(value)
+  if (!Number.isFinite(minutes) || minutes < 0) {
+    throw new Error(`DEMO_MINUTES must be a number of minutes >= 0 (got ${JSON.stringify(value)}), e.g. DEMO_MINUTES=30 npm start`)
+  }
+  return minutes
+}
+
 /** Builds and starts the demo; tests call it with `{ port: 0 }`. */
 export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const host = options.host ?? '127.0.0.1'
@@ -203,10 +224,12 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   // the Origin the plugin sends and the character allows.
   const pageHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
   const origin = `http://${pageHost.includes(':') ? `[${pageHost}]` : pageHost}:${port}`
-  const upstream = await chooseUpstream(options.env ?? process.env, origin)
+  const env = options.env ?? process.env
+  const minutesPerDay = minutesFrom(env.DEMO_MINUTES)
+  const upstream = await chooseUpstream(env, origin)
 
   const app = Fastify({
-    logger: options.logger === true ? { level: (options.env ?? process.env).LOG_LEVEL ?? 'info' } : false
+    logger: options.logger === true ? { level: env.LOG_LEVEL ?? 'info' } : false
   })
   let closed: Promise<void> | undefined
   const close = (): Promise<void> => {
@@ -252,10 +275,14 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
         ...(tracking === undefined ? { holdMs: 10 * 60 * 1000 } : {})
       },
       // Each ended call, with Oshara's summary (duration, cost, transcript): kept for Recent calls.
+      // And the user's voice minutes a day (DEMO_MINUTES), counted from the same summaries when a
+      // call ends: once they are used up, Start gets a 429 until midnight UTC. The quota key is
+      // the limiter's (the user id), so quota.key stays out.
       ...(tracking === undefined
         ? {}
         : {
             tracking,
+            quota: { window: 'day', minutes: minutesPerDay },
             onSessionEnd: (summary, { sessionId, key }) => {
               app.log.info({ session_id: sessionId, seconds: summary.session_duration_seconds, cost: summary.estimated_cost_usd }, 'demo: call ended')
               if (key !== undefined) calls.ended(key, sessionId, summary)
@@ -275,6 +302,15 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     app.get('/demo/recent-calls', { preHandler: requireUser, logLevel: 'warn' }, async (request, reply) => {
       reply.header('cache-control', 'no-store')
       return { tracking: tracking !== undefined, calls: calls.recent(userOf(request).id) }
+    })
+
+    // The page's voice minutes line: what the user used today (fastify.oshara.usage) and their
+    // budget. Polled with Recent calls, so it logs only problems too. Without tracking (the real
+    // Oshara without OSHARA_API_KEY) minutes are not counted.
+    app.get('/demo/usage', { preHandler: requireUser, logLevel: 'warn' }, async (request, reply): Promise<DemoUsage> => {
+      reply.header('cache-control', 'no-store')
+      if (tracking === undefined) return { quota: false }
+      return { quota: true, window: 'day', budget: { minutes: minutesPerDay }, usage: await app.oshara.usage(userOf(request).id) }
     })
 
     // With the emulator only: end the user's call as Oshara would, because the agent hung up or

@@ -13,6 +13,10 @@ import { DEMO_USER, startDemo, type Demo } from '../demo/server.js'
 // The demo (npm start): its HTTP surface, its real-Oshara mode, and the page end to end in
 // headless Chromium against the local emulator. Loopback only.
 
+// Several browser tests and two child processes: more than the default minute for the file on a
+// busy machine. Each test keeps its own, shorter timeout.
+t.setTimeout(180_000)
+
 const CHROMIUM = '/usr/bin/chromium'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ARTIFACTS = new URL('./artifacts/', import.meta.url)
@@ -176,6 +180,33 @@ t.test('recent calls and the emulator controls: only the user\'s own calls, ende
   t.same((await recentCalls(demo)).calls.map((call) => call.session_id), [nextId, sessionId], 'newest first')
 })
 
+/** The next midnight UTC, when the demo's daily voice minutes reset (ISO time). */
+function nextMidnightUtc (): string {
+  const now = new Date()
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString()
+}
+
+t.test('GET /demo/usage: the voice minutes used today and the budget (DEMO_MINUTES)', { timeout: 20_000 }, async (t) => {
+  const demo = await demoFor(t, { env: { DEMO_MINUTES: '2.5' } })
+  const reply = await get(`${demo.url}/demo/usage`)
+  t.equal(reply.status, 200)
+  t.equal(reply.headers.get('cache-control'), 'no-store')
+  t.same(await reply.json(), {
+    quota: true, window: 'day', budget: { minutes: 2.5 }, usage: { sessions: 0, minutes: 0, costUsd: 0, resetsAt: nextMidnightUtc() }
+  }, 'nothing used yet; the budget resets at midnight UTC')
+
+  const minted = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  t.equal(minted.status, 200)
+  t.equal(minted.headers.get('ratelimit-policy'), '"minutes";q=2.5;w=86400', 'the budget in RateLimit-Policy')
+  t.match(minted.headers.get('ratelimit'), /^"minutes";r=2;t=\d+$/, 'whole minutes left in RateLimit')
+  t.match(await (await get(`${demo.url}/demo/usage`)).json(), { usage: { sessions: 1, minutes: 0 } }, 'a call counts its minutes when it ends')
+
+  for (const value of ['lots', '-1']) {
+    await t.rejects(startDemo({ port: 0, env: { DEMO_MINUTES: value } }),
+      { message: `DEMO_MINUTES must be a number of minutes >= 0 (got ${JSON.stringify(value)}), e.g. DEMO_MINUTES=30 npm start` })
+  }
+})
+
 t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and origin', { timeout: 20_000 }, async (t) => {
   // A stand-in for the real Oshara: the demo must not start its own.
   const oshara = await createOsharaEmulator({
@@ -200,6 +231,7 @@ t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and ori
   // With OSHARA_API_KEY, sessions are tracked against the real Oshara; the emulator controls do not exist.
   const { session_id: sessionId } = await reply.json() as Record<string, string>
   t.same(await recentCalls(demo), { tracking: true, calls: [] })
+  t.match(await (await get(`${demo.url}/demo/usage`)).json(), { quota: true, budget: { minutes: 10 }, usage: { sessions: 1 } }, 'voice minutes counted (the default 10)')
   t.equal((await endOnOsharasSide(demo, sessionId as string, { reason: 'agent_hangup' })).status, 404, 'no emulator controls')
   t.equal(oshara.sessions.get(sessionId as string)?.ended, false)
   // The call ends at Oshara (the participant left); the next Start finds it over instead of answering 429.
@@ -215,6 +247,7 @@ t.test('OSHARA_AGENT + OSHARA_ORIGIN without OSHARA_API_KEY: no tracking, no rec
   t.teardown(() => oshara.close())
   const demo = await demoFor(t, { env: { OSHARA_AGENT: 'sales-bot', OSHARA_ORIGIN: 'https://shop.example.com', OSHARA_BASE_URL: oshara.url } })
   t.same(await recentCalls(demo), { tracking: false, calls: [] })
+  t.same(await (await get(`${demo.url}/demo/usage`)).json(), { quota: false }, 'no voice minutes without tracking')
   const first = await get(`${demo.url}/voice-token`, { method: 'POST' })
   t.equal(first.status, 200)
   const second = await get(`${demo.url}/voice-token`, { method: 'POST' })
@@ -276,6 +309,8 @@ if (!existsSync(CHROMIUM)) {
   t.test('a crashed tab: the next Start gets a new call at once', { timeout: 60_000 }, crashedTabTest)
   t.test('the agent hangs up: the call ends and appears under Recent calls with its duration and cost', { timeout: 60_000 }, agentHangsUpTest)
   t.test('the real Oshara without an API key: the panel says recent calls need one', { timeout: 60_000 }, noKeyPanelTest)
+  t.test('the page shows the voice minutes left', { timeout: 60_000 }, minutesLeftTest)
+  t.test('used-up minutes are refused politely', { timeout: 60_000 }, minutesUsedUpTest)
 }
 
 /** Debian's Chromium, headless, closed at the end of `t`. */
@@ -542,8 +577,97 @@ async function noKeyPanelTest (t: Test): Promise<void> {
   const demo = await demoFor(t, { env: { OSHARA_AGENT: 'sales-bot', OSHARA_ORIGIN: 'https://shop.example.com', OSHARA_BASE_URL: oshara.url } })
   const { page, pageErrors } = await readyPage(t, demo)
   await page.getByText('Recent calls need an API key: start the demo with OSHARA_API_KEY set').waitFor()
+  await page.getByText('Voice minutes are not counted: like Recent calls, they need OSHARA_API_KEY.').waitFor()
+  t.equal(await page.locator('#minutes-meter').isHidden(), true)
   t.equal(await page.getByRole('table', { name: 'Recent calls' }).isHidden(), true)
   t.equal(await page.getByRole('button', { name: 'Agent hangs up' }).isHidden(), true, 'emulator controls: emulator only')
   t.equal(await page.getByRole('button', { name: 'Simulate a crashed tab' }).isHidden(), true)
+  t.same(pageErrors, [], 'no uncaught errors on the page')
+}
+
+/** The voice minutes line of the page. */
+const MINUTES_LINE = (left: string, budget: string): string => `Voice minutes left today: ${left} of ${budget} (resets at 00:00 UTC)`
+
+/**
+ * Starts a call on the page, ends it at the emulator with `durationSeconds` (as if it had lasted
+ * that long), then presses End call; returns the session id.
+ */
+async function callOfSeconds (t: Test, demo: Demo, page: Page, durationSeconds: number): Promise<string> {
+  const emulator = demo.emulator as NonNullable<Demo['emulator']>
+  const sessionId = await startACall(t, page)
+  t.equal(emulator.endSession(sessionId, { durationSeconds, reason: 'agent_hangup' }), true, `the emulator ends the call after ${durationSeconds} s`)
+  await page.getByRole('button', { name: 'End call' }).click()
+  await page.getByText('Call ended.').waitFor()
+  return sessionId
+}
+
+async function minutesLeftTest (t: Test): Promise<void> {
+  const demo = await demoFor(t)
+  const { page, pageErrors } = await readyPage(t, demo)
+  await page.getByText(MINUTES_LINE('10', '10')).waitFor()
+  const meter = page.locator('#minutes-meter')
+  t.same([await meter.getAttribute('value'), await meter.getAttribute('max')], ['10', '10'], 'the meter: all 10 minutes left')
+
+  // A call of 90 s: once Oshara's summary reaches the plugin, 1.5 minutes are used.
+  const sessionId = await callOfSeconds(t, demo, page, 90)
+  await page.getByText(MINUTES_LINE('8.5', '10')).waitFor({ timeout: 20_000 })
+  t.same([await meter.getAttribute('value'), await meter.getAttribute('max')], ['8.5', '10'], 'the meter shows what is left')
+  t.match(await text(page, '#minutes-note'), 'count when it ends')
+  const answer = await (await get(`${demo.url}/demo/usage`)).json() as Record<string, unknown>
+  t.match(answer, { quota: true, window: 'day', budget: { minutes: 10 }, usage: { sessions: 1, minutes: 1.5, resetsAt: nextMidnightUtc() } }, 'from fastify.oshara.usage()')
+  // Refreshed with Recent calls: the same call is listed there with its duration.
+  const row = page.locator(`#recent-rows tr[data-session-id="${sessionId}"]`)
+  await row.waitFor({ timeout: 20_000 })
+  t.equal((await row.locator('td').nth(2).textContent())?.trim(), '1 min 30 s')
+
+  // The next call's reply carries what is left in whole minutes.
+  const next = await pressStart(page)
+  t.equal(next.status(), 200)
+  t.equal(await next.headerValue('ratelimit-policy'), '"minutes";q=10;w=86400')
+  t.match(await next.headerValue('ratelimit'), /^"minutes";r=8;t=\d+$/)
+  await page.getByText('Could not reach the media server').waitFor()
+  t.equal(await text(page, '#minutes-text'), MINUTES_LINE('8.5', '10'), 'a call in progress counts only when it ends')
+  await page.screenshot({ path: new URL('demo-minutes.png', ARTIFACTS).pathname, fullPage: true })
+  t.same(pageErrors, [], 'no uncaught errors on the page')
+}
+
+async function minutesUsedUpTest (t: Test): Promise<void> {
+  const demo = await demoFor(t, { env: { DEMO_MINUTES: '1' } })
+  const emulator = demo.emulator as NonNullable<Demo['emulator']>
+  const { page, pageErrors, deletes } = await readyPage(t, demo)
+  await page.getByText(MINUTES_LINE('1', '1')).waitFor()
+
+  // One call of 70 s uses up the minute of the day.
+  await callOfSeconds(t, demo, page, 70)
+  await page.getByText(MINUTES_LINE('0', '1')).waitFor({ timeout: 20_000 })
+  t.equal(await page.getByRole('button', { name: 'Start call' }).isEnabled(), true, 'Start is on: the server decides')
+  const mintedBefore = sessionRequests(demo).length
+  t.equal(mintedBefore, 1)
+
+  const refused = await pressStart(page)
+  t.equal(refused.status(), 429)
+  const body = await refused.json() as Record<string, unknown>
+  t.match(body, { code: 'FST_OSHARA_QUOTA_EXCEEDED', message: 'You have used up your voice minutes today. Try again later.' })
+  const retryAfter = Number(await refused.headerValue('retry-after'))
+  t.ok(retryAfter >= 1 && retryAfter <= 86_400, `Retry-After until midnight UTC (${retryAfter} s)`)
+  await page.getByText('You have used up your voice minutes today.').waitFor()
+  t.match(await text(page, '#status'),
+    /^You have used up your voice minutes today\. Try again later\. Start call is available again at 00:00 UTC \(in (\d+ h( \d+ min)?|\d+ min|less than a minute)\)\.$/,
+    "the server's message and when the minutes reset")
+  t.equal(await page.locator('#status').getAttribute('data-tone'), 'warn', 'a notice, not an error')
+  t.equal(await page.locator('#error').isHidden(), true, 'no error line')
+  t.equal(await text(page, '#detail'), 'POST /voice-token: 429 FST_OSHARA_QUOTA_EXCEEDED', 'the code in small print')
+  const start = page.getByRole('button', { name: 'Start call' })
+  t.equal(await start.isDisabled(), true, 'Start stays off until the reset')
+  t.equal(await start.getAttribute('title'), 'Your voice minutes are used up for today.', 'and says why')
+  // A refresh of the minutes after the refusal still shows none left, and keeps Start off.
+  await page.waitForResponse((r) => new URL(r.url()).pathname === '/demo/usage')
+  t.equal(await text(page, '#minutes-text'), MINUTES_LINE('0', '1'))
+  t.equal(await start.isDisabled(), true)
+
+  t.equal(sessionRequests(demo).length, mintedBefore, 'no session was asked of Oshara')
+  t.equal(emulator.sessions.size, 1, 'and none was minted')
+  t.equal(deletes.length, 1, 'only the first call was released')
+  await page.screenshot({ path: new URL('demo-minutes-used-up.png', ARTIFACTS).pathname, fullPage: true })
   t.same(pageErrors, [], 'no uncaught errors on the page')
 }

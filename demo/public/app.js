@@ -10,7 +10,8 @@ import { ConnectionErrorReason, Room, RoomEvent } from './vendor/livekit-client.
 
 const TOKEN_PATH = '/voice-token'
 const RECENT_PATH = '/demo/recent-calls'
-/** How often the Recent calls panel asks the server while the page is visible. */
+const USAGE_PATH = '/demo/usage'
+/** How often the Recent calls panel and the voice minutes ask the server while the page is visible. */
 const RECENT_POLL_MS = 2000
 
 const byId = (id) => document.getElementById(id)
@@ -35,13 +36,27 @@ const ui = {
   crashTab: byId('crash-tab'),
   recentNote: byId('recent-note'),
   recentTable: byId('recent-calls'),
-  recentRows: byId('recent-rows')
+  recentRows: byId('recent-rows'),
+  minutesText: byId('minutes-text'),
+  minutesMeter: byId('minutes-meter'),
+  minutesNote: byId('minutes-note')
 }
 
 /** What /api/demo told us: the (fake) user and which Oshara mints the sessions. */
 let demo = { upstream: 'emulator' }
 /** The call in progress: { sessionId, room, connected }, or null. */
 let call = null
+/**
+ * Set while the server says the user's voice minutes are used up: { since, until } (epoch ms).
+ * Start call stays disabled until `until` (from Retry-After), or until the minutes line shows
+ * minutes left again (a new day, a restarted server).
+ */
+let minutesUsedUp = null
+
+/** Start call, unless the voice minutes are used up. */
+function allowStart () {
+  ui.start.disabled = minutesUsedUp !== null
+}
 
 function setStatus (text, tone = '') {
   ui.status.textContent = text
@@ -109,13 +124,35 @@ function describeExpiry (exp) {
   return `${at} (in ${minutes} min)`
 }
 
-/** The words for a refused POST /voice-token: { message, detail }. */
+/** 5 h 12 min, 3 min, less than a minute. */
+function describeWait (seconds) {
+  const minutes = Math.ceil(seconds / 60)
+  if (seconds < 60) return 'less than a minute'
+  if (minutes < 60) return `${minutes} min`
+  return `${Math.floor(minutes / 60)} h${minutes % 60 === 0 ? '' : ` ${minutes % 60} min`}`
+}
+
+/** An instant as the hour and minute in UTC, to the nearest minute: "00:00 UTC". */
+function utcTime (epochMs) {
+  return `${new Date(Math.round(epochMs / 60000) * 60000).toISOString().slice(11, 16)} UTC`
+}
+
+/** The words for a refused POST /voice-token: { message, detail, usedUpUntil? }. */
 async function refusalText (response) {
   let body = {}
   try {
     body = await response.json()
   } catch {}
   const detail = `POST ${TOKEN_PATH}: ${response.status}${body.code ? ` ${body.code}` : ''}`
+  if (response.status === 429 && body.code === 'FST_OSHARA_QUOTA_EXCEEDED') {
+    // The voice minutes are used up: the server's message is safe to show; Retry-After says
+    // when the budget is whole again (midnight UTC).
+    const seconds = Number(response.headers.get('retry-after'))
+    const said = body.message ?? 'You have used up your voice minutes for now.'
+    if (!Number.isFinite(seconds) || seconds <= 0) return { message: said, detail, usedUpUntil: undefined }
+    const until = Date.now() + seconds * 1000
+    return { message: `${said} Start call is available again at ${utcTime(until)} (in ${describeWait(seconds)}).`, detail, usedUpUntil: until }
+  }
   if (response.status === 429) {
     const seconds = Number(response.headers.get('retry-after'))
     const minutes = seconds >= 120 ? ` (${Math.round(seconds / 60)} min)` : ''
@@ -163,18 +200,21 @@ async function startCall () {
     response = await fetch(TOKEN_PATH, { method: 'POST', headers: { accept: 'application/json' } })
   } catch {
     setStatus('Could not reach this demo server. Is it still running?', 'bad')
-    ui.start.disabled = false
+    allowStart()
     return
   }
   if (!response.ok) {
     const text = await refusalText(response)
+    if ('usedUpUntil' in text) minutesAreUsedUp(text.usedUpUntil)
     setStatus(text.message, response.status === 429 ? 'warn' : 'bad')
     setDetail(text.detail)
-    ui.start.disabled = false
+    allowStart()
+    refreshUsage()
     return
   }
 
   const session = await response.json()
+  refreshUsage()
   const claims = decodeJwtPayload(session.token)
   setField(ui.sessionId, session.session_id)
   setField(ui.room, claims.video?.room ?? session.room_name)
@@ -231,8 +271,8 @@ async function endCall (message = 'Call ended.') {
   setStatus(released
     ? `${message} Your slot is free: you can start a new call.`
     : `${message} The server did not confirm the release; the slot frees on its own later.`, released ? 'ok' : 'warn')
-  ui.start.disabled = false
-  refreshRecentCalls()
+  allowStart()
+  refreshPanels()
 }
 
 /** Asks the demo server to make the emulator end our call, as Oshara would: `{ ok, message }`. */
@@ -291,8 +331,8 @@ async function simulateCrashedTab () {
     setStatus('The tab "crashed": this page forgot its call without telling the server.', 'warn')
     setError(ended.message)
   }
-  ui.start.disabled = false
-  refreshRecentCalls()
+  allowStart()
+  refreshPanels()
 }
 
 ui.start.addEventListener('click', () => { startCall() })
@@ -383,12 +423,84 @@ function showRecentCalls (answer) {
   ui.recentTable.hidden = calls.length === 0
 }
 
-// While the page is visible, the panel asks every couple of seconds (and at once when a call ends).
+/** 8.5, 10, 0: minutes with at most one decimal. */
+function describeMinutes (minutes) {
+  return String(Number(minutes.toFixed(1)))
+}
+
+/** False once the server says it does not count voice minutes (no API key): no more polling. */
+let usageAvailable = true
+let usageLoading = false
+
+/** The voice minutes line: GET /demo/usage (what the user used today, and their budget). */
+async function refreshUsage () {
+  if (!usageAvailable || usageLoading) return
+  usageLoading = true
+  const asked = Date.now()
+  try {
+    const response = await fetch(USAGE_PATH, { headers: { accept: 'application/json' } })
+    if (response.ok) showUsage(await response.json(), asked)
+  } catch {
+  } finally {
+    usageLoading = false
+  }
+}
+
+function showUsage (answer, asked) {
+  if (!answer.quota) {
+    usageAvailable = false
+    ui.minutesText.textContent = 'Voice minutes are not counted: like Recent calls, they need OSHARA_API_KEY.'
+    ui.minutesMeter.hidden = true
+    ui.minutesNote.hidden = true
+    return
+  }
+  const budget = answer.budget.minutes
+  // What is left, rounded down to a tenth of a minute (never more than the server would allow).
+  const left = Math.max(0, Math.floor((budget - answer.usage.minutes) * 10 + 1e-9) / 10)
+  ui.minutesText.textContent = `Voice minutes left today: ${describeMinutes(left)} of ${describeMinutes(budget)} (resets at ${utcTime(Date.parse(answer.usage.resetsAt))})`
+  ui.minutesMeter.max = budget > 0 ? budget : 1
+  ui.minutesMeter.low = budget * 0.2
+  ui.minutesMeter.high = budget * 0.5
+  ui.minutesMeter.optimum = budget
+  ui.minutesMeter.value = left
+  ui.minutesMeter.hidden = false
+  ui.minutesNote.hidden = false
+  // Minutes left again after a refusal (a new day, or a restarted server): Start call is back.
+  if (minutesUsedUp !== null && asked > minutesUsedUp.since && answer.usage.minutes < budget) minutesAreBack()
+}
+
+/** The server refused a call because the voice minutes are used up: Start waits until `until`. */
+function minutesAreUsedUp (until) {
+  if (minutesUsedUp !== null) clearTimeout(minutesUsedUp.timer)
+  const wait = until === undefined ? undefined : Math.max(0, until - Date.now()) + 1000
+  minutesUsedUp = { since: Date.now(), timer: wait === undefined ? undefined : setTimeout(minutesAreBack, wait) }
+  ui.start.title = 'Your voice minutes are used up for today.'
+}
+
+function minutesAreBack () {
+  if (minutesUsedUp === null) return
+  clearTimeout(minutesUsedUp.timer)
+  minutesUsedUp = null
+  ui.start.title = ''
+  if (call === null) {
+    allowStart()
+    setDetail('')
+    setStatus('Your voice minutes are back. Press Start call to get a voice token and join the room.')
+  }
+  refreshUsage()
+}
+
+function refreshPanels () {
+  refreshRecentCalls()
+  refreshUsage()
+}
+
+// While the page is visible, the panels ask every couple of seconds (and at once when a call ends).
 setInterval(() => {
-  if (document.visibilityState === 'visible') refreshRecentCalls()
+  if (document.visibilityState === 'visible') refreshPanels()
 }, RECENT_POLL_MS)
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') refreshRecentCalls()
+  if (document.visibilityState === 'visible') refreshPanels()
 })
 
 // Closing or leaving the tab ends the call. sendBeacon cannot send DELETE; a keepalive fetch
@@ -400,7 +512,7 @@ window.addEventListener('pagehide', () => {
   releaseSlot(current.sessionId, true)
   current.room.disconnect()
   setCallButtons(false)
-  ui.start.disabled = false
+  allowStart()
   setConnection('ended')
   clearSessionFields()
   setStatus('Call ended when the page was left.')
@@ -416,7 +528,7 @@ async function loadContext () {
   ui.upstream.textContent = demo.upstream === 'oshara' ? 'Oshara' : 'local emulator'
   ui.controls.hidden = demo.upstream !== 'emulator'
   setStatus('Ready. Press Start call to get a voice token and join the room.')
-  refreshRecentCalls()
+  refreshPanels()
 }
 
 loadContext()
