@@ -2,7 +2,7 @@
 // (exports, readme-snippets), and the demo test, which also runs the demo as a child process
 // compiled by tsx: V8 coverage of differently compiled copies of one file cannot be merged.
 // Without redis-server (and no REDIS_URL) the Redis tests are skipped with a message saying so,
-// and the Redis store is then left out of the coverage requirement instead of failing the run.
+// and the Redis stores are then left out of the coverage requirement instead of failing the run.
 import { accessSync, constants, readdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
@@ -18,11 +18,12 @@ function onPath (command) {
 }
 
 const redisAvailable = Boolean(process.env.REDIS_URL) || onPath('redis-server')
+const REDIS_SOURCES = ['lib/limits/redis-client.ts', 'lib/limits/redis-store.ts', 'lib/quota/redis-store.ts']
 
 const sources = readdirSync('lib', { recursive: true, encoding: 'utf8' })
   .filter((file) => file.endsWith('.ts'))
   .map((file) => `lib/${file}`)
-  .filter((file) => redisAvailable || file !== 'lib/limits/redis-store.ts')
+  .filter((file) => redisAvailable || !REDIS_SOURCES.includes(file))
 
 export default function coverageMap (testFile) {
   return /(^|\/)(exports|readme-snippets|demo)\.test\.ts$/.test(testFile) ? null : sources

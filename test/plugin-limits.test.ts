@@ -1,12 +1,11 @@
 import t, { type Test } from 'tap'
 import { install } from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import osharaVoice, { MemorySessionStore, RedisSessionStore, type OsharaLimitsOptions, type SessionStore } from '../lib/index.js'
 import type { OsharaEmulator } from '../lib/emulator/index.js'
 import { buildApp, logCapture, postToken } from './helpers/app.js'
 import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
-import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
+import { redisClient, redisServerFor } from './helpers/redis-server.js'
 
 // The concurrent-session limiter of SPEC section 6, through the route, on both stores.
 
@@ -22,15 +21,6 @@ function post (app: FastifyInstance, user: string) {
 
 function release (app: FastifyInstance, user: string, sessionId: string) {
   return app.inject({ method: 'DELETE', url: `/voice-token/${sessionId}`, headers: { 'x-user': user } })
-}
-
-async function redisClient (t: Test, server: RedisServer, options = {}): Promise<Redis> {
-  const client = new Redis(server.url, { maxRetriesPerRequest: 1, ...options })
-  // Outages are the subject of some tests: connection errors are expected, not unhandled.
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  await client.ping()
-  return client
 }
 
 async function parallelFor (t: Test, store: () => SessionStore | Promise<SessionStore>): Promise<void> {
@@ -219,13 +209,8 @@ t.test('a store that fails after acquire: bind and release failures are logged, 
 })
 
 t.test('Redis store', async (t) => {
-  const server = await startRedisServer()
-  if (server === undefined) {
-    t.comment(REDIS_MISSING)
-    t.skip(REDIS_MISSING, () => {})
-    return
-  }
-  t.teardown(() => server.stop())
+  const server = await redisServerFor(t)
+  if (server === undefined) return
   let prefixes = 0
   const store = async (): Promise<SessionStore> => new RedisSessionStore({ client: await redisClient(t, server), prefix: `test${++prefixes}:` })
 

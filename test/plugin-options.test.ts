@@ -2,22 +2,10 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Agent } from 'undici'
 import osharaVoice, { createOsharaClient, MemorySessionStore, OsharaInvalidOptionsError, type OsharaVoiceOptions } from '../lib/index.js'
+import { registerError } from './helpers/app.js'
 import { ORIGIN } from './helpers/emulator.js'
 
 // Wrong options fail at register (the app does not start) naming the option and the fix.
-
-async function registerError (options: unknown): Promise<OsharaInvalidOptionsError> {
-  const app = Fastify()
-  try {
-    await app.register(osharaVoice, options as OsharaVoiceOptions)
-    await app.ready()
-  } catch (error) {
-    return error as OsharaInvalidOptionsError
-  } finally {
-    await app.close()
-  }
-  throw new Error('expected register to fail')
-}
 
 const base = { origin: ORIGIN, agent: 'support-bot' }
 const store = new MemorySessionStore()

@@ -1,16 +1,15 @@
 import t, { type Test } from 'tap'
 import { AssertionError } from 'node:assert'
-import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { setImmediate as yieldOnce, setTimeout as sleep } from 'node:timers/promises'
 import { install, type Clock as FakeClock } from '@sinonjs/fake-timers'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
 import { MemoryQuotaStore } from '../lib/quota/memory-store.js'
 import { RedisQuotaStore } from '../lib/quota/redis-store.js'
 import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from '../lib/quota/store.js'
 import { quotaStoreContract, type QuotaStoreContractCase, type QuotaStoreContractOptions } from '../lib/testing/index.js'
 import { waitUntil } from './helpers/wait.js'
-import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
+import { definedCommands, redisClient, redisServerFor, testPrefixes, type RedisServer } from './helpers/redis-server.js'
 
 const LONG_MS = 60_000
 const WINDOW = 'd2026-11-25'
@@ -397,45 +396,16 @@ t.test('the contract', async (t) => {
 
 // RedisQuotaStore: the contract and what only Redis has, on a real redis-server.
 
-/** Prefixes the tests used, so that their keys can be removed from a shared REDIS_URL server. */
-const testPrefixes: string[] = []
-
-function testPrefix (): string {
-  const prefix = `test-${randomUUID()}:`
-  testPrefixes.push(prefix)
-  return prefix
+const server = await redisServerFor(t)
+if (server !== undefined) {
+  const testPrefix = testPrefixes(t, server)
+  t.test('RedisQuotaStore', async (t) => { defineRedisTests(t, server, testPrefix) })
 }
 
-async function deleteTestKeys (server: RedisServer): Promise<void> {
-  const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
-  for (const prefix of testPrefixes) {
-    const keys = await redis.keys(`*{${prefix}}*`)
-    if (keys.length > 0) await redis.del(...keys)
-  }
-  redis.disconnect()
-}
-
-const server = await startRedisServer()
-if (server === undefined) {
-  t.comment(REDIS_MISSING)
-  t.skip(REDIS_MISSING, () => {})
-} else {
-  t.teardown(() => server.external ? deleteTestKeys(server) : server.stop())
-  t.test('RedisQuotaStore', async (t) => { defineRedisTests(t, server) })
-}
-
-function defineRedisTests (t: Test, server: RedisServer): void {
-  /** A client closed when `t` ends; like an app instance's own. */
-  async function client (t: Test, options: RedisOptions = {}): Promise<Redis> {
-    const redis = new Redis(server.url, { maxRetriesPerRequest: 1, ...options })
-    t.teardown(() => redis.disconnect())
-    await redis.ping()
-    return redis
-  }
-
+function defineRedisTests (t: Test, server: RedisServer, testPrefix: () => string): void {
   /** A store with a prefix of its own, so tests never see each other's usage. */
   async function storeFor (t: Test, redis?: Redis): Promise<{ store: RedisQuotaStore, redis: Redis, prefix: string }> {
-    redis ??= await client(t)
+    redis ??= await redisClient(t, server)
     const prefix = testPrefix()
     return { store: new RedisQuotaStore({ client: redis, prefix }), redis, prefix }
   }
@@ -453,8 +423,8 @@ function defineRedisTests (t: Test, server: RedisServer): void {
   t.test('two app instances share one budget: 200 parallel consumes, sessions 50, exactly 50 counted', async (t) => {
     const prefix = testPrefix()
     const instances = [
-      new RedisQuotaStore({ client: await client(t), prefix }),
-      new RedisQuotaStore({ client: await client(t), prefix })
+      new RedisQuotaStore({ client: await redisClient(t, server), prefix }),
+      new RedisQuotaStore({ client: await redisClient(t, server), prefix })
     ]
     const results = await Promise.all(Array.from({ length: 200 }, async (_, i) =>
       await (instances[i % 2] as RedisQuotaStore).consume(consumeRequest('user-1', { sessions: 50 }))))
@@ -491,19 +461,19 @@ function defineRedisTests (t: Test, server: RedisServer): void {
   })
 
   t.test('key names follow the client keyPrefix', async (t) => {
-    const redis = await client(t, { keyPrefix: 'app:' })
+    const redis = await redisClient(t, server, { keyPrefix: 'app:' })
     const { store, prefix } = await storeFor(t, redis)
     await store.consume(consumeRequest('user-1'))
     await store.record('user-1', WINDOW, { seconds: 2, costMicros: 3 }, LONG_MS)
     await store.refund('user-1', WINDOW)
-    const plain = await client(t)
+    const plain = await redisClient(t, server)
     t.same(await plain.keys(`*{${prefix}}*`), [`app:{${prefix}}quota:${WINDOW}:user-1`])
     t.same(await plain.hgetall(`app:{${prefix}}quota:${WINDOW}:user-1`), { sessions: '0', seconds: '2', cost: '3' })
     t.same(await store.usage('user-1', WINDOW), { sessions: 0, seconds: 2, costMicros: 3 })
   })
 
   t.test('stores with different prefixes do not see each other', async (t) => {
-    const redis = await client(t)
+    const redis = await redisClient(t, server)
     const { store: one } = await storeFor(t, redis)
     const { store: two } = await storeFor(t, redis)
     await one.consume(consumeRequest('user-1', { sessions: 1 }))
@@ -512,13 +482,8 @@ function defineRedisTests (t: Test, server: RedisServer): void {
   })
 
   t.test('the scripts are defined once per client', async (t) => {
-    const redis = await client(t)
-    const defined: string[] = []
-    const defineCommand = redis.defineCommand.bind(redis)
-    redis.defineCommand = (name, definition) => {
-      defined.push(name)
-      defineCommand(name, definition)
-    }
+    const redis = await redisClient(t, server)
+    const defined = definedCommands(redis)
     await storeFor(t, redis)
     const consume = (redis as unknown as Record<string, unknown>).osharaVoiceV1QuotaConsume
     await storeFor(t, redis)
@@ -527,7 +492,7 @@ function defineRedisTests (t: Test, server: RedisServer): void {
   })
 
   t.test('rejects a client that is not ioredis and a prefix that breaks the hash tag', async (t) => {
-    const redis = await client(t)
+    const redis = await redisClient(t, server)
     const message = /RedisQuotaStore: options\.client must be an ioredis Redis or Cluster client/
     t.throws(() => new RedisQuotaStore({} as never), message)
     t.throws(() => new RedisQuotaStore({ client: {} as never }), message)

@@ -2,10 +2,10 @@ import t from 'tap'
 import { install } from '@sinonjs/fake-timers'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import osharaVoice, { MemoryQuotaStore, RedisQuotaStore, type OsharaVoiceOptions } from '../lib/index.js'
-import { buildApp, logCapture, postToken } from './helpers/app.js'
+import osharaVoice, { MemoryQuotaStore, RedisQuotaStore } from '../lib/index.js'
+import { buildApp, logCapture, postToken, registerPublicError } from './helpers/app.js'
 import { API_KEY, ORIGIN, startEmulator } from './helpers/emulator.js'
-import { REDIS_MISSING, startRedisServer } from './helpers/redis-server.js'
+import { redisServerFor } from './helpers/redis-server.js'
 import { UsageQuota, usdToMicros } from '../lib/quota/quota.js'
 import { waitUntil } from './helpers/wait.js'
 
@@ -120,25 +120,14 @@ t.test('quota store failure: deny answers 503, allow serves and warns; a bug in 
 })
 
 t.test('quota options are checked at register', async (t) => {
-  const registerError = async (options: Partial<OsharaVoiceOptions>): Promise<Error> => {
-    const app = Fastify()
-    t.teardown(() => app.close())
-    try {
-      await app.register(osharaVoice, { origin: ORIGIN, agent: 'support-bot', public: true, ...options } as OsharaVoiceOptions)
-      await app.ready()
-    } catch (error) {
-      return error as Error
-    }
-    throw new Error('expected register to fail')
-  }
-  t.match(await registerError({ quota: { window: 'day' } }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"quota" has no budget/ })
-  t.match(await registerError({ quota: { window: 'week' as 'day', sessions: 1 } }), { message: /"quota\.window" must be 'day', 'month' or a number of milliseconds/ })
-  t.match(await registerError({ quota: { window: 'day', sessions: -1 } }), { message: /"quota\.sessions" must be a number >= 0 or a function/ })
-  t.match(await registerError({ quota: { window: 'day', minutes: 10 } }), { message: /"quota\.minutes" needs apiKey.*budget sessions only/ })
-  t.match(await registerError({ quota: { window: 'day', costUsd: 1 } }), { message: /"quota\.costUsd" needs apiKey/ })
-  t.match(await registerError({ apiKey: API_KEY, tracking: false, quota: { window: 'day', minutes: 10 } }), { message: /"quota\.minutes" counts when a session ends.*tracking: false/ })
-  t.match(await registerError({ apiKey: API_KEY, limits: { concurrency: 1 }, quota: { key: byUser, window: 'day', minutes: 10 } }), { message: /"quota\.key" cannot differ from limits\.key/ })
-  t.match(await registerError({ quota: { window: 'day', sessions: 1, store: {} as MemoryQuotaStore } }), { message: /"quota\.store" must implement consume, refund, record, usage/ })
+  t.match(await registerPublicError({ quota: { window: 'day' } }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"quota" has no budget/ })
+  t.match(await registerPublicError({ quota: { window: 'week' as 'day', sessions: 1 } }), { message: /"quota\.window" must be 'day', 'month' or a number of milliseconds/ })
+  t.match(await registerPublicError({ quota: { window: 'day', sessions: -1 } }), { message: /"quota\.sessions" must be a number >= 0 or a function/ })
+  t.match(await registerPublicError({ quota: { window: 'day', minutes: 10 } }), { message: /"quota\.minutes" needs apiKey.*budget sessions only/ })
+  t.match(await registerPublicError({ quota: { window: 'day', costUsd: 1 } }), { message: /"quota\.costUsd" needs apiKey/ })
+  t.match(await registerPublicError({ apiKey: API_KEY, tracking: false, quota: { window: 'day', minutes: 10 } }), { message: /"quota\.minutes" counts when a session ends.*tracking: false/ })
+  t.match(await registerPublicError({ apiKey: API_KEY, limits: { concurrency: 1 }, quota: { key: byUser, window: 'day', minutes: 10 } }), { message: /"quota\.key" cannot differ from limits\.key/ })
+  t.match(await registerPublicError({ quota: { window: 'day', sessions: 1, store: {} as MemoryQuotaStore } }), { message: /"quota\.store" must implement consume, refund, record, usage/ })
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(osharaVoice, { origin: ORIGIN, agent: 'support-bot', public: true })
@@ -149,13 +138,8 @@ t.test('quota options are checked at register', async (t) => {
 })
 
 t.test('two instances sharing one Redis never exceed sessions under 100 parallel requests', async (t) => {
-  const server = await startRedisServer()
-  if (server === undefined) {
-    t.comment(REDIS_MISSING)
-    t.skip(REDIS_MISSING, () => {})
-    return
-  }
-  t.teardown(() => server.stop())
+  const server = await redisServerFor(t)
+  if (server === undefined) return
   const emulator = await startEmulator(t, { record: false })
   const instance = async () => {
     const client = new Redis(server.url)

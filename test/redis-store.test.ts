@@ -1,40 +1,16 @@
 import t, { type Test } from 'tap'
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
 import { RedisSessionStore } from '../lib/limits/redis-store.js'
 import { sessionStoreContract } from '../lib/testing/index.js'
 import type { AcquireResult, ClaimResult, SlotRequest, TrackedSession } from '../lib/limits/store.js'
 import { waitUntil } from './helpers/wait.js'
-import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
+import { definedCommands, redisClient, redisServerFor, testPrefixes, type RedisServer } from './helpers/redis-server.js'
 
 const LONG_MS = 60_000
-/** Prefixes the tests used, so that their keys can be removed from a shared REDIS_URL server. */
-const testPrefixes: string[] = []
 
-const server = await startRedisServer()
-if (server === undefined) {
-  t.comment(REDIS_MISSING)
-  t.skip(REDIS_MISSING, () => {})
-} else {
-  t.teardown(() => server.external ? deleteTestKeys(server) : server.stop())
-  defineTests(server)
-}
-
-function testPrefix (): string {
-  const prefix = `test-${randomUUID()}:`
-  testPrefixes.push(prefix)
-  return prefix
-}
-
-async function deleteTestKeys (server: RedisServer): Promise<void> {
-  const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
-  for (const prefix of testPrefixes) {
-    const keys = await redis.keys(`*{${prefix}}*`)
-    if (keys.length > 0) await redis.del(...keys)
-  }
-  redis.disconnect()
-}
+const server = await redisServerFor(t)
+if (server !== undefined) defineTests(server, testPrefixes(t, server))
 
 function request (key: string, options: Partial<SlotRequest> = {}): SlotRequest {
   return { key, concurrency: 3, pendingMs: LONG_MS, ...options }
@@ -50,19 +26,10 @@ async function slotOf (store: RedisSessionStore, slotRequest: SlotRequest): Prom
   return result.slotId
 }
 
-function defineTests (server: RedisServer): void {
-  /** A client closed when `t` ends; like an app instance's own. */
-  async function client (t: Test, options: RedisOptions = {}): Promise<Redis> {
-    const redis = new Redis(server.url, { lazyConnect: false, maxRetriesPerRequest: 1, ...options })
-    redis.on('error', () => {}) // commands fail on their own while Redis is down
-    t.teardown(() => redis.disconnect())
-    await redis.ping()
-    return redis
-  }
-
+function defineTests (server: RedisServer, testPrefix: () => string): void {
   /** A store with a prefix of its own, so tests never see each other's slots. */
   async function storeFor (t: Test, redis?: Redis): Promise<{ store: RedisSessionStore, redis: Redis, prefix: string }> {
-    redis ??= await client(t)
+    redis ??= await redisClient(t, server)
     const prefix = testPrefix()
     return { store: new RedisSessionStore({ client: redis, prefix }), redis, prefix }
   }
@@ -87,8 +54,8 @@ function defineTests (server: RedisServer): void {
   t.test('two app instances share the global cap: 100 parallel acquires, global 5, exactly 5 slots', async (t) => {
     const prefix = testPrefix()
     const instances = [
-      new RedisSessionStore({ client: await client(t), prefix }),
-      new RedisSessionStore({ client: await client(t), prefix })
+      new RedisSessionStore({ client: await redisClient(t, server), prefix }),
+      new RedisSessionStore({ client: await redisClient(t, server), prefix })
     ]
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
       (instances[i % 2] as RedisSessionStore).acquire(request(`ip-${i % 25}`, { global: 5 }))))
@@ -165,7 +132,7 @@ function defineTests (server: RedisServer): void {
   })
 
   t.test('stores with different prefixes do not see each other', async (t) => {
-    const redis = await client(t)
+    const redis = await redisClient(t, server)
     const { store: one } = await storeFor(t, redis)
     const { store: two } = await storeFor(t, redis)
     const slotId = await slotOf(one, request('ip-1', { concurrency: 1, global: 1 }))
@@ -177,13 +144,8 @@ function defineTests (server: RedisServer): void {
   })
 
   t.test('the scripts are defined once per client', async (t) => {
-    const redis = await client(t)
-    const defined: string[] = []
-    const defineCommand = redis.defineCommand.bind(redis)
-    redis.defineCommand = (name, definition) => {
-      defined.push(name)
-      defineCommand(name, definition)
-    }
+    const redis = await redisClient(t, server)
+    const defined = definedCommands(redis)
     await storeFor(t, redis)
     const acquire = (redis as unknown as Record<string, unknown>).osharaVoiceV2Acquire
     await storeFor(t, redis)
@@ -196,10 +158,10 @@ function defineTests (server: RedisServer): void {
   })
 
   t.test('key names follow the client keyPrefix', async (t) => {
-    const redis = await client(t, { keyPrefix: 'app:' })
+    const redis = await redisClient(t, server, { keyPrefix: 'app:' })
     const { store, prefix } = await storeFor(t, redis)
     await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS)
-    const plain = await client(t)
+    const plain = await redisClient(t, server)
     t.equal((await plain.keys(`app:{${prefix}}*`)).length, 4)
     t.equal(await store.releaseSession('sess-1', 'ip-1'), true)
     t.same(await plain.keys(`*{${prefix}}*`), [])
@@ -329,8 +291,8 @@ function defineTests (server: RedisServer): void {
   t.test('tracking: two app instances never claim the same entry twice under 200 parallel claims', async (t) => {
     const prefix = testPrefix()
     const instances = [
-      new RedisSessionStore({ client: await client(t), prefix }),
-      new RedisSessionStore({ client: await client(t), prefix })
+      new RedisSessionStore({ client: await redisClient(t, server), prefix }),
+      new RedisSessionStore({ client: await redisClient(t, server), prefix })
     ]
     const [one, two] = instances as [RedisSessionStore, RedisSessionStore]
     const ids = Array.from({ length: 300 }, (_, i) => `sess-${i}`)
@@ -350,8 +312,8 @@ function defineTests (server: RedisServer): void {
 
   t.test('tracking: an owner that stops has its entries taken over after leaseMs', async (t) => {
     const prefix = testPrefix()
-    const dying = new RedisSessionStore({ client: await client(t), prefix })
-    const survivor = new RedisSessionStore({ client: await client(t), prefix })
+    const dying = new RedisSessionStore({ client: await redisClient(t, server), prefix })
+    const survivor = new RedisSessionStore({ client: await redisClient(t, server), prefix })
     const key = request('ip-1', { concurrency: 2 })
     await dying.bind(await slotOf(dying, key), 'sess-1', LONG_MS, { firstCheckMs: 0 })
     await dying.bind(await slotOf(dying, key), 'sess-2', LONG_MS, { firstCheckMs: 0 })
@@ -431,11 +393,11 @@ function defineTests (server: RedisServer): void {
   })
 
   t.test('tracking keys follow the client keyPrefix', async (t) => {
-    const redis = await client(t, { keyPrefix: 'app:' })
+    const redis = await redisClient(t, server, { keyPrefix: 'app:' })
     const { store, prefix } = await storeFor(t, redis)
     await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS, { firstCheckMs: 0 })
     await store.track('sess-2', { firstCheckMs: 0 })
-    const plain = await client(t)
+    const plain = await redisClient(t, server)
     t.same((await plain.keys(`app:{${prefix}}t*`)).sort(), [`app:{${prefix}}track:sess-1`, `app:{${prefix}}track:sess-2`, `app:{${prefix}}tracked`])
     t.equal(await store.markEnded('sess-1'), true)
     t.equal(await store.untrack('sess-1'), true)
@@ -457,7 +419,7 @@ function defineTests (server: RedisServer): void {
   })
 
   t.test('rejects a client that is not ioredis and a prefix that breaks the hash tag', async (t) => {
-    const redis = await client(t)
+    const redis = await redisClient(t, server)
     const message = /options\.client must be an ioredis Redis or Cluster client/
     t.throws(() => new RedisSessionStore({} as never), message)
     t.throws(() => new RedisSessionStore({ client: {} as never }), message)

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { RedisSessionStore } from '../lib/index.js'
 import { buildApp, postToken } from './helpers/app.js'
 import { API_KEY, startEmulator } from './helpers/emulator.js'
-import { REDIS_MISSING, startRedisServer } from './helpers/redis-server.js'
+import { redisServerFor } from './helpers/redis-server.js'
 import { waitUntil } from './helpers/wait.js'
 
 // Several instances on one Redis: each ended session delivered by exactly one of them; none lost when one closes.
@@ -11,13 +11,8 @@ import { waitUntil } from './helpers/wait.js'
 const SESSIONS = 1000
 
 t.test(`${SESSIONS} sessions over two instances sharing one Redis: onSessionEnd exactly once each, none lost when one closes midway`, async (t) => {
-  const server = await startRedisServer()
-  if (server === undefined) {
-    t.comment(REDIS_MISSING)
-    t.skip(REDIS_MISSING, () => {})
-    return
-  }
-  t.teardown(() => server.stop())
+  const server = await redisServerFor(t)
+  if (server === undefined) return
   const emulator = await startEmulator(t, { record: false })
   const delivered = new Map<string, string[]>()
   const mismatched: string[] = []

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { install } from '@sinonjs/fake-timers'
 import Fastify from 'fastify'
-import osharaVoice, { MemorySessionStore, type OsharaSessionSummary, type OsharaVoiceOptions, type SessionEndContext } from '../lib/index.js'
-import { buildApp, logCapture, postToken } from './helpers/app.js'
+import osharaVoice, { MemorySessionStore, type OsharaSessionSummary, type SessionEndContext } from '../lib/index.js'
+import { buildApp, logCapture, postToken, registerPublicError } from './helpers/app.js'
 import { API_KEY, ORIGIN, startEmulator } from './helpers/emulator.js'
 import { waitUntil } from './helpers/wait.js'
 
@@ -122,25 +122,14 @@ t.test('a session never finalized is dropped after maxTrackMs with a warning, an
 })
 
 t.test('tracking is on by default with apiKey and limits or onSessionEnd, and needs apiKey', async (t) => {
-  const registerError = async (options: Partial<OsharaVoiceOptions>): Promise<Error> => {
-    const app = Fastify()
-    t.teardown(() => app.close())
-    try {
-      await app.register(osharaVoice, { origin: ORIGIN, agent: 'support-bot', public: true, ...options } as OsharaVoiceOptions)
-      await app.ready()
-    } catch (error) {
-      return error as Error
-    }
-    throw new Error('expected register to fail')
-  }
-  t.match(await registerError({ onSessionEnd: () => {} }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"onSessionEnd" needs apiKey.*Fix: set apiKey/ })
-  t.match(await registerError({ tracking: {} }), { message: /"tracking" needs apiKey/ })
-  t.match(await registerError({ apiKey: API_KEY, tracking: false, onSessionEnd: () => {} }), { message: /"onSessionEnd" needs session tracking/ })
-  t.match(await registerError({ apiKey: API_KEY, tracking: { firstCheckMs: 0 } }), { message: /"tracking\.firstCheckMs" must be an integer >= 1/ })
+  t.match(await registerPublicError({ onSessionEnd: () => {} }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"onSessionEnd" needs apiKey.*Fix: set apiKey/ })
+  t.match(await registerPublicError({ tracking: {} }), { message: /"tracking" needs apiKey/ })
+  t.match(await registerPublicError({ apiKey: API_KEY, tracking: false, onSessionEnd: () => {} }), { message: /"onSessionEnd" needs session tracking/ })
+  t.match(await registerPublicError({ apiKey: API_KEY, tracking: { firstCheckMs: 0 } }), { message: /"tracking\.firstCheckMs" must be an integer >= 1/ })
   const limitsOnly = { acquire: async () => ({ ok: true as const, slotId: '1' }), bind: async () => true, release: async () => {}, releaseSession: async () => true }
-  t.match(await registerError({ apiKey: API_KEY, limits: { concurrency: 1, store: limitsOnly } }),
+  t.match(await registerPublicError({ apiKey: API_KEY, limits: { concurrency: 1, store: limitsOnly } }),
     { message: /"limits\.store" does not implement track, claimDue, reschedule, untrack, markEnded, sessionsOf.*tracking: false/ })
-  t.match(await registerError({ apiKey: API_KEY, tracking: { store: limitsOnly } }), { message: /"tracking\.store" does not implement/ })
+  t.match(await registerPublicError({ apiKey: API_KEY, tracking: { store: limitsOnly } }), { message: /"tracking\.store" does not implement/ })
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(osharaVoice, { origin: ORIGIN, agent: 'support-bot', public: true, apiKey: API_KEY, tracking: false, limits: { concurrency: 1, store: limitsOnly } })

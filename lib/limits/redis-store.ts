@@ -2,14 +2,9 @@ import { randomBytes } from 'node:crypto'
 import type {
   AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest
 } from './store.js'
+import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from './redis-client.js'
 
-/**
- * What the store needs of an ioredis `Redis` or `Cluster` client. Structural, so that the
- * published types do not require ioredis (an optional peer dependency) to be installed.
- */
-export interface RedisScriptingClient {
-  defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
-}
+export type { RedisScriptingClient } from './redis-client.js'
 
 export interface RedisSessionStoreOptions {
   /** An ioredis `Redis` or `Cluster` client. You own it: the store never connects, quits or reconfigures it. */
@@ -297,19 +292,7 @@ const SCRIPTS = {
   osharaVoiceV2SessionsOf: { numberOfKeys: 2, lua: SESSIONS_OF }
 } as const
 
-type ScriptedClient = Record<keyof typeof SCRIPTS, (...keysThenArgs: Array<string | number>) => Promise<unknown>>
-
 type ClaimReply = [number | null, ...Array<[string, string | null, number, number, number, number]>]
-
-/** Defines the scripts on `client` unless an earlier store (or another copy of this package) already did. */
-function defineScripts (client: RedisScriptingClient): ScriptedClient {
-  for (const [name, definition] of Object.entries(SCRIPTS)) {
-    if (typeof (client as unknown as Partial<ScriptedClient>)[name as keyof ScriptedClient] !== 'function') {
-      client.defineCommand(name, definition)
-    }
-  }
-  return client as unknown as ScriptedClient
-}
 
 /**
  * A `SessionStore` in Redis, shared by every app instance that uses the same client target
@@ -335,20 +318,14 @@ function defineScripts (client: RedisScriptingClient): ScriptedClient {
  * handling it (however long `maxTrackMs` is), and is gone a day after the last tracker stopped.
  */
 export class RedisSessionStore implements SessionStore, TrackingStore {
-  readonly #client: ScriptedClient
+  readonly #client: ScriptedClient<typeof SCRIPTS>
   readonly #names: string
   readonly #global: string
   readonly #idPrefix = randomBytes(6).toString('base64url')
   #lastId = 0
 
   constructor ({ client, prefix = 'oshara:' }: RedisSessionStoreOptions) {
-    if (typeof client?.defineCommand !== 'function') {
-      throw new TypeError('RedisSessionStore: options.client must be an ioredis Redis or Cluster client')
-    }
-    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
-      throw new TypeError('RedisSessionStore: options.prefix must be a non-empty string without { or } (it becomes the Redis Cluster hash tag)')
-    }
-    this.#client = defineScripts(client)
+    this.#client = scriptedClient('RedisSessionStore', client, prefix, SCRIPTS)
     this.#names = `{${prefix}}`
     this.#global = `${this.#names}global`
   }

@@ -1,4 +1,4 @@
-import type { RedisScriptingClient } from '../limits/redis-store.js'
+import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from '../limits/redis-client.js'
 import { checkAmount } from './memory-store.js'
 import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './store.js'
 
@@ -75,19 +75,7 @@ const SCRIPTS = {
   osharaVoiceV1QuotaUsage: { numberOfKeys: 1, lua: USAGE }
 } as const
 
-type ScriptedClient = Record<keyof typeof SCRIPTS, (...keysThenArgs: Array<string | number>) => Promise<unknown>>
-
 type UsageReply = [number, number, number]
-
-/** Defines the scripts on `client` unless an earlier store (or another copy of this package) already did. */
-function defineScripts (client: RedisScriptingClient): ScriptedClient {
-  for (const [name, definition] of Object.entries(SCRIPTS)) {
-    if (typeof (client as unknown as Partial<ScriptedClient>)[name as keyof ScriptedClient] !== 'function') {
-      client.defineCommand(name, definition)
-    }
-  }
-  return client as unknown as ScriptedClient
-}
 
 /**
  * A `QuotaStore` in Redis, shared by every app instance that uses the same client target and
@@ -103,17 +91,11 @@ function defineScripts (client: RedisScriptingClient): ScriptedClient {
  * in its own form, so each key and window pair names its own hash.
  */
 export class RedisQuotaStore implements QuotaStore {
-  readonly #client: ScriptedClient
+  readonly #client: ScriptedClient<typeof SCRIPTS>
   readonly #names: string
 
   constructor ({ client, prefix = 'oshara:' }: RedisQuotaStoreOptions) {
-    if (typeof client?.defineCommand !== 'function') {
-      throw new TypeError('RedisQuotaStore: options.client must be an ioredis Redis or Cluster client')
-    }
-    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
-      throw new TypeError('RedisQuotaStore: options.prefix must be a non-empty string without { or } (it becomes the Redis Cluster hash tag)')
-    }
-    this.#client = defineScripts(client)
+    this.#client = scriptedClient('RedisQuotaStore', client, prefix, SCRIPTS)
     this.#names = `{${prefix}}quota:`
   }
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
-import { performance } from 'node:perf_hooks'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from '../quota/store.js'
+import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, POLL_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
 
 export interface QuotaStoreContractOptions<Store extends QuotaStore = QuotaStore> {
   /** A fresh, empty store; called once at the start of every case. */
@@ -25,58 +24,14 @@ export interface QuotaStoreContractCase {
   readonly run: () => Promise<void>
 }
 
-const LONG_MS = 60_000
 /** Short enough to wait for in real time, long enough to see the counts kept first. */
 const TTL_MS = 300
-const POLL_MS = 10
-/** Rounding between the caller's clock and the store's (Redis counts whole milliseconds). */
-const CLOCK_SLACK_MS = 2
-const DEFAULT_EXPIRY_TIMEOUT_MS = 10_000
 
 const WINDOW = 'd2026-11-25'
 const OTHER_WINDOW = 'd2026-11-26'
 /** The plugin's id of a window given in milliseconds: its length, and its index since the epoch. */
 const HOUR_WINDOW = 'w3600000:493'
 const ZERO: QuotaUsage = { sessions: 0, seconds: 0, costMicros: 0 }
-
-// Captured at load, so that fake timers installed later do not stop real-time waits.
-const realNow = performance.now.bind(performance)
-
-/** Time as the cases see it: the caller's clock moved by `advance`, or real time. */
-class Clock {
-  readonly #advance: ((ms: number) => void | Promise<void>) | undefined
-  #moved = 0
-
-  constructor (advance: ((ms: number) => void | Promise<void>) | undefined) {
-    this.#advance = advance
-  }
-
-  get real (): boolean {
-    return this.#advance === undefined
-  }
-
-  now (): number {
-    return this.#advance === undefined ? realNow() : this.#moved
-  }
-
-  /** Lets at least `ms` pass. */
-  async pass (ms: number): Promise<void> {
-    if (this.#advance === undefined) {
-      await sleep(ms)
-    } else {
-      this.#moved += ms
-      await this.#advance(ms)
-    }
-  }
-}
-
-interface Harness {
-  readonly store: QuotaStore
-  readonly clock: Clock
-  readonly expiryTimeoutMs: number
-}
-
-type Body = (harness: Harness) => Promise<void>
 
 function consumeRequest (key: string, budgets: QuotaBudgets, options: { window?: string, ttlMs?: number } = {}): ConsumeRequest {
   return { key, window: options.window ?? WINDOW, ttlMs: options.ttlMs ?? LONG_MS, budgets }
@@ -120,28 +75,22 @@ function isZero (usage: QuotaUsage): boolean {
  * Asserts that counts written at `since` to be kept `ms` are still `expected`. In real time, a
  * machine so slow that `ms` has already passed cannot tell; that is no fault of the store.
  */
-async function assertKept (h: Harness, key: string, since: number, ms: number, expected: QuotaUsage, what: string): Promise<void> {
+async function assertKept (h: Harness<QuotaStore>, key: string, since: number, ms: number, expected: QuotaUsage, what: string): Promise<void> {
   const usage = countsOf(await h.store.usage(key, WINDOW), what)
-  if (isZero(usage) && h.clock.real && h.clock.now() - since >= ms) return
+  if (isZero(usage) && h.clock.passedInRealTime(since, ms)) return
   assert.deepEqual(usage, expected, `${what}: the counts are kept`)
 }
 
 /** Asserts that counts written at `since` (a time taken before the write) to be kept `ms` are forgotten then, and not before. */
-async function assertForgotten (h: Harness, key: string, since: number, ms: number, expected: QuotaUsage, what: string): Promise<void> {
-  if (!h.clock.real) {
-    await h.clock.pass(Math.max(0, since + ms - 1 - h.clock.now()))
-    await assertKept(h, key, since, ms, expected, `${what}, 1 ms before they expire`)
-  }
-  const deadline = Math.max(h.clock.now(), since + ms) + h.expiryTimeoutMs
-  while (!isZero(countsOf(await h.store.usage(key, WINDOW), what))) {
-    if (h.clock.now() >= deadline) assert.fail(`${what}: still counted ${h.expiryTimeoutMs} ms after they should have expired`)
-    await h.clock.pass(POLL_MS)
-  }
+async function assertForgotten (h: Harness<QuotaStore>, key: string, since: number, ms: number, expected: QuotaUsage, what: string): Promise<void> {
+  await checkJustBefore(h.clock, since, ms, async () => { await assertKept(h, key, since, ms, expected, `${what}, 1 ms before they expire`) })
+  await pollUntil(h, since + ms, async () => isZero(countsOf(await h.store.usage(key, WINDOW), what)),
+    `${what}: still counted ${h.expiryTimeoutMs} ms after they should have expired`)
   const elapsed = h.clock.now() - since
   assert.ok(elapsed >= ms - CLOCK_SLACK_MS, `${what}: forgotten after ${Math.round(elapsed)} ms, before their ${ms} ms`)
 }
 
-const CASES: Record<string, Body> = {
+const CASES: Record<string, Body<QuotaStore>> = {
   async 'consume counts sessions up to the sessions budget, then refuses naming it, with the usage unchanged' ({ store }) {
     const request = consumeRequest('user-1', { sessions: 3 })
     for (let i = 1; i <= 3; i++) {
@@ -290,7 +239,7 @@ const CASES: Record<string, Body> = {
     await consumed(store, consumeRequest('user-1', {}, { ttlMs: 1 }), 'consume with a ttlMs of 1')
     await store.record('user-1', WINDOW, { seconds: 1, costMicros: 1 }, 1)
     const counts = { sessions: 2, seconds: 11, costMicros: 21 }
-    await clock.pass(Math.max(0, since + TTL_MS + POLL_MS - clock.now()))
+    await clock.passUntil(since + TTL_MS + POLL_MS)
     await assertKept(h, 'user-1', extended, 2 * TTL_MS, counts, `past the first ttlMs (${TTL_MS} ms)`)
     await assertForgotten(h, 'user-1', extended, 2 * TTL_MS, counts, 'the counts kept longer')
   }
@@ -309,16 +258,5 @@ export function quotaStoreContract<Store extends QuotaStore> (options: QuotaStor
   if (typeof options?.createStore !== 'function') {
     throw new TypeError('quotaStoreContract: options.createStore must be a function returning a fresh, empty QuotaStore')
   }
-  const { createStore, cleanup, advance, expiryTimeoutMs = DEFAULT_EXPIRY_TIMEOUT_MS } = options
-  return Object.entries(CASES).map(([name, body]) => ({
-    name,
-    run: async () => {
-      const store = await createStore()
-      try {
-        await body({ store, clock: new Clock(advance), expiryTimeoutMs })
-      } finally {
-        await cleanup?.(store)
-      }
-    }
-  }))
+  return contractCases(Object.entries(CASES), options)
 }

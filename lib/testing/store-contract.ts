@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
-import { performance } from 'node:perf_hooks'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { TRACKING_METHODS, type AcquireResult, type ClaimResult, type SessionStore, type SlotRequest, type TrackedSession, type TrackingSessionStore } from '../limits/store.js'
+import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, POLL_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
 
 export interface SessionStoreContractOptions<Store extends SessionStore = SessionStore> {
   /** A fresh, empty store; called once at the start of every case. */
@@ -36,53 +35,9 @@ export interface SessionStoreContractCase {
   readonly run: () => Promise<void>
 }
 
-const LONG_MS = 60_000
 /** Short enough to wait for in real time, long enough to see the slot held first. */
 const PENDING_MS = 300
 const HOLD_MS = 400
-const POLL_MS = 10
-/** Rounding between the caller's clock and the store's (Redis counts whole milliseconds). */
-const CLOCK_SLACK_MS = 2
-const DEFAULT_EXPIRY_TIMEOUT_MS = 10_000
-
-// Captured at load, so that fake timers installed later do not stop real-time waits.
-const realNow = performance.now.bind(performance)
-
-/** Time as the cases see it: the caller's clock moved by `advance`, or real time. */
-class Clock {
-  readonly #advance: ((ms: number) => void | Promise<void>) | undefined
-  #moved = 0
-
-  constructor (advance: ((ms: number) => void | Promise<void>) | undefined) {
-    this.#advance = advance
-  }
-
-  get real (): boolean {
-    return this.#advance === undefined
-  }
-
-  now (): number {
-    return this.#advance === undefined ? realNow() : this.#moved
-  }
-
-  /** Lets at least `ms` pass. */
-  async pass (ms: number): Promise<void> {
-    if (this.#advance === undefined) {
-      await sleep(ms)
-    } else {
-      this.#moved += ms
-      await this.#advance(ms)
-    }
-  }
-}
-
-interface Harness {
-  readonly store: SessionStore
-  readonly clock: Clock
-  readonly expiryTimeoutMs: number
-}
-
-type Body = (harness: Harness) => Promise<void>
 
 function request (key: string, options: Partial<SlotRequest> = {}): SlotRequest {
   return { key, concurrency: 3, pendingMs: LONG_MS, ...options }
@@ -132,33 +87,23 @@ async function assertFree (store: SessionStore, slotRequest: SlotRequest, what: 
  * Asserts that a slot taken (or bound) at `since` to live `ms` still fills `scope` for `slotRequest`.
  * In real time, a machine so slow that `ms` has already passed cannot tell; that is no fault of the store.
  */
-async function assertHeld (h: Harness, slotRequest: SlotRequest, scope: 'key' | 'global', since: number, ms: number, what: string): Promise<void> {
+async function assertHeld (h: Harness<SessionStore>, slotRequest: SlotRequest, scope: 'key' | 'global', since: number, ms: number, what: string): Promise<void> {
   const result = await probe(h.store, slotRequest)
-  if (result.ok && h.clock.real && h.clock.now() - since >= ms) return
+  if (result.ok && h.clock.passedInRealTime(since, ms)) return
   refusedWithin(result, scope, ms, what)
 }
 
-/** Waits until `slotRequest` gets a slot, polling, and fails after the case's deadline. */
-async function waitUntilFree (h: Harness, slotRequest: SlotRequest, what: string): Promise<void> {
-  const deadline = h.clock.now() + h.expiryTimeoutMs
-  while (!(await probe(h.store, slotRequest)).ok) {
-    if (h.clock.now() >= deadline) assert.fail(`${what}: still held ${h.expiryTimeoutMs} ms after it should have expired`)
-    await h.clock.pass(POLL_MS)
-  }
-}
-
 /** Asserts that the slot taken (or bound) at `since` to live `ms` frees then, and not before. */
-async function assertExpires (h: Harness, slotRequest: SlotRequest, scope: 'key' | 'global', since: number, ms: number, what: string): Promise<void> {
-  if (!h.clock.real) {
-    await h.clock.pass(since + ms - 1 - h.clock.now())
-    await assertHeld(h, slotRequest, scope, since, ms, `${what}, 1 ms before it expires`)
-  }
-  await waitUntilFree(h, slotRequest, what)
+async function assertExpires (h: Harness<SessionStore>, slotRequest: SlotRequest, scope: 'key' | 'global', since: number, ms: number, what: string): Promise<void> {
+  await checkJustBefore(h.clock, since, ms, async () => { await assertHeld(h, slotRequest, scope, since, ms, `${what}, 1 ms before it expires`) })
+  // The deadline counts from when the wait starts.
+  await pollUntil(h, h.clock.now(), async () => (await probe(h.store, slotRequest)).ok,
+    `${what}: still held ${h.expiryTimeoutMs} ms after it should have expired`)
   const elapsed = h.clock.now() - since
   assert.ok(elapsed >= ms - CLOCK_SLACK_MS, `${what}: freed after ${Math.round(elapsed)} ms, before its ${ms} ms`)
 }
 
-const CASES: Record<string, Body> = {
+const CASES: Record<string, Body<SessionStore>> = {
   async 'acquire grants up to concurrency slots per key, pending and bound alike' ({ store }) {
     const key = request('ip-1', { concurrency: 2 })
     const first = await slotOf(store, key)
@@ -341,11 +286,9 @@ const DELAY_MS = 300
 const OWNER_A = 'tracker-a'
 const OWNER_B = 'tracker-b'
 
-interface TrackingHarness extends Harness {
-  readonly store: TrackingSessionStore
-}
+type TrackingHarness = Harness<TrackingSessionStore>
 
-type TrackingBody = (harness: TrackingHarness) => Promise<void>
+type TrackingBody = Body<TrackingSessionStore>
 
 /** The tracking methods `store` has; the store can back tracking when it has all of them. */
 function trackingMethodsOf (store: SessionStore): string[] {
@@ -382,16 +325,16 @@ async function assertNothingDue (store: TrackingSessionStore, owner: string, wha
 }
 
 /** Asserts that `nextDueMs` says an entry becomes due `ms` after `since` (a time taken before it was scheduled). */
-function assertNextDue (h: Harness, result: ClaimResult, since: number, ms: number, what: string): void {
+function assertNextDue (h: Harness<SessionStore>, result: ClaimResult, since: number, ms: number, what: string): void {
   const next = result.nextDueMs
   assert.equal(typeof next, 'number', `${what}: nextDueMs is a number, got ${next}`)
-  const least = ms - (h.clock.now() - since) - (h.clock.real ? CLOCK_SLACK_MS : 0)
+  const least = ms - (h.clock.now() - since) - h.clock.slackMs
   assert.ok((next as number) <= ms && (next as number) >= Math.max(0, least), `${what}: nextDueMs ${next} is in [${Math.max(0, Math.ceil(least))}, ${ms}]`)
 }
 
 /** Lets time pass until an entry scheduled (before `after`) to be due `ms` later is due by any clock. */
-async function passUntilDue (h: Harness, after: number, ms: number): Promise<void> {
-  const until = after + ms + (h.clock.real ? CLOCK_SLACK_MS : 0)
+async function passUntilDue (h: Harness<SessionStore>, after: number, ms: number): Promise<void> {
+  const until = after + ms + h.clock.slackMs
   while (h.clock.now() < until) await h.clock.pass(Math.max(1, until - h.clock.now()))
 }
 
@@ -401,21 +344,15 @@ async function passUntilDue (h: Harness, after: number, ms: number): Promise<voi
  * caller's clock, it first checks that nothing is due 1 ms before. Returns what was claimed.
  */
 async function claimOnceDue (h: TrackingHarness, owner: string, since: number, ms: number, what: string, leaseMs = LONG_MS): Promise<TrackedSession[]> {
-  if (!h.clock.real) {
-    await h.clock.pass(Math.max(0, since + ms - 1 - h.clock.now()))
+  await checkJustBefore(h.clock, since, ms, async () => {
     assert.deepEqual(idsOf((await claim(h.store, owner, leaseMs)).sessions), [], `${what}: claimed 1 ms before it is due`)
-  }
-  const deadline = Math.max(h.clock.now(), since + ms) + h.expiryTimeoutMs
-  for (;;) {
-    const { sessions } = await claim(h.store, owner, leaseMs)
-    if (sessions.length > 0) {
-      const elapsed = h.clock.now() - since
-      assert.ok(elapsed >= ms - (h.clock.real ? CLOCK_SLACK_MS : 0), `${what}: claimed after ${Math.round(elapsed)} ms, before its ${ms} ms`)
-      return sessions
-    }
-    if (h.clock.now() >= deadline) assert.fail(`${what}: not due ${h.expiryTimeoutMs} ms after it should have been`)
-    await h.clock.pass(POLL_MS)
-  }
+  })
+  let sessions: TrackedSession[] = []
+  await pollUntil(h, since + ms, async () => (sessions = (await claim(h.store, owner, leaseMs)).sessions).length > 0,
+    `${what}: not due ${h.expiryTimeoutMs} ms after it should have been`)
+  const elapsed = h.clock.now() - since
+  assert.ok(elapsed >= ms - h.clock.slackMs, `${what}: claimed after ${Math.round(elapsed)} ms, before its ${ms} ms`)
+  return sessions
 }
 
 /** Acquires a slot for `slotRequest` and binds it to `sessionId` for `LONG_MS`, tracked, due `firstCheckMs` from now. */
@@ -443,7 +380,7 @@ const TRACKING_CASES: Record<string, TrackingBody> = {
     assertEntry(onlySession([session as TrackedSession], 'sess-1', 'after firstCheckMs'),
       { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }, 'first claim')
     const { ageMs } = session as TrackedSession
-    const slack = clock.real ? CLOCK_SLACK_MS : 0
+    const slack = clock.slackMs
     assert.ok(ageMs >= FIRST_CHECK_MS - slack && ageMs <= elapsed + slack, `ageMs ${ageMs} counts from the bind: in [${FIRST_CHECK_MS}, ${Math.round(elapsed)}]`)
     refusedWithin(await store.acquire(key), 'key', LONG_MS, 'claiming keeps the slot held')
     await assertNothingDue(store, OWNER_B, 'leased to owner A')
@@ -684,7 +621,7 @@ const TRACKING_CASES: Record<string, TrackingBody> = {
     await store.track('sess-1', { firstCheckMs: 0 })
     const [session] = (await claim(store, OWNER_A)).sessions
     assertEntry(onlySession([session as TrackedSession], 'sess-1', 'due at once'), { sessionId: 'sess-1', key: undefined, checks: 0, ended: false, deliveries: 0 }, 'no key')
-    assert.ok((session as TrackedSession).ageMs <= clock.now() - since + (clock.real ? CLOCK_SLACK_MS : 0), 'ageMs counts from track')
+    assert.ok((session as TrackedSession).ageMs <= clock.now() - since + clock.slackMs, 'ageMs counts from track')
     assert.equal(await store.releaseSession('sess-1'), false, 'it holds no slot')
     assert.equal(await store.markEnded('sess-1'), true, 'markEnded')
     assert.equal(await store.untrack('sess-1', OWNER_A), true, 'untrack by the owner')
@@ -734,7 +671,7 @@ const TRACKING_CASES: Record<string, TrackingBody> = {
 }
 
 /** Runs a tracking case on `store` when it has every tracking method (or `required`); see `tracking`. */
-async function runTracking (body: TrackingBody, harness: Harness, required: boolean): Promise<void> {
+async function runTracking (body: TrackingBody, harness: Harness<SessionStore>, required: boolean): Promise<void> {
   const present = trackingMethodsOf(harness.store)
   if (present.length === 0 && !required) return
   const missing = TRACKING_METHODS.filter((method) => !present.includes(method))
@@ -763,20 +700,10 @@ export function sessionStoreContract<Store extends SessionStore> (options: Sessi
   if (typeof options?.createStore !== 'function') {
     throw new TypeError('sessionStoreContract: options.createStore must be a function returning a fresh, empty SessionStore')
   }
-  const { createStore, cleanup, advance, expiryTimeoutMs = DEFAULT_EXPIRY_TIMEOUT_MS, tracking } = options
-  const bodies: Array<[string, Body]> = Object.entries(CASES)
-  if (tracking !== false) {
-    for (const [name, body] of Object.entries(TRACKING_CASES)) bodies.push([name, async (harness) => { await runTracking(body, harness, tracking === true) }])
+  const bodies: Array<[string, Body<SessionStore>]> = Object.entries(CASES)
+  if (options.tracking !== false) {
+    const required = options.tracking === true
+    for (const [name, body] of Object.entries(TRACKING_CASES)) bodies.push([name, async (harness) => { await runTracking(body, harness, required) }])
   }
-  return bodies.map(([name, body]) => ({
-    name,
-    run: async () => {
-      const store = await createStore()
-      try {
-        await body({ store, clock: new Clock(advance), expiryTimeoutMs })
-      } finally {
-        await cleanup?.(store)
-      }
-    }
-  }))
+  return contractCases(bodies, options)
 }

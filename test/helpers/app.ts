@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
-import osharaVoice, { type OsharaVoiceOptions } from '../../lib/index.js'
+import osharaVoice, { type OsharaInvalidOptionsError, type OsharaVoiceOptions } from '../../lib/index.js'
 import type { OsharaEmulator } from '../../lib/emulator/index.js'
 import { ORIGIN } from './emulator.js'
 
@@ -17,6 +17,25 @@ export async function buildApp (t: Test, emulator: OsharaEmulator, options: Part
   t.teardown(() => app.close())
   await app.ready()
   return app
+}
+
+/** What registering the plugin with `options` fails with, the app closed; throws when it does not fail. */
+export async function registerError (options: unknown): Promise<OsharaInvalidOptionsError> {
+  const app = Fastify()
+  try {
+    await app.register(osharaVoice, options as OsharaVoiceOptions)
+    await app.ready()
+  } catch (error) {
+    return error as OsharaInvalidOptionsError
+  } finally {
+    await app.close()
+  }
+  throw new Error('expected register to fail')
+}
+
+/** `registerError` for a public route of `support-bot` on ORIGIN, with `options` on top. */
+export async function registerPublicError (options: Partial<OsharaVoiceOptions>): Promise<OsharaInvalidOptionsError> {
+  return await registerError({ origin: ORIGIN, agent: 'support-bot', public: true, ...options })
 }
 
 /** Collects what pino writes, for asserting on log lines and on what they must not contain. */

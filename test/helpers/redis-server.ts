@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { accessSync, constants } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Test } from 'tap'
 
 export const REDIS_MISSING = 'redis-server not found: Redis store tests did not run (apt-get install redis-server, or set REDIS_URL)'
 
@@ -29,6 +32,65 @@ export async function startRedisServer (): Promise<RedisServer | undefined> {
   if (url !== undefined && url !== '') return externalServer(url)
   const binary = findOnPath('redis-server')
   return binary === undefined ? undefined : await LocalRedisServer.start(binary)
+}
+
+/**
+ * The Redis server for the tests of `t` (see `startRedisServer`), stopped when `t` ends unless it is
+ * the server of REDIS_URL. Without one, `t` skips with REDIS_MISSING and this resolves to undefined.
+ */
+export async function redisServerFor (t: Test): Promise<RedisServer | undefined> {
+  const server = await startRedisServer()
+  if (server === undefined) {
+    t.comment(REDIS_MISSING)
+    t.skip(REDIS_MISSING, () => {})
+    return undefined
+  }
+  t.teardown(() => server.external ? undefined : server.stop())
+  return server
+}
+
+/** A client of `server` that has answered PING, closed when `t` ends; like an app instance's own. */
+export async function redisClient (t: Test, server: RedisServer, options: RedisOptions = {}): Promise<Redis> {
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1, ...options })
+  // Outages are the subject of some tests: connection errors are expected, not unhandled.
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  await client.ping()
+  return client
+}
+
+/** The names `defineCommand` is called with on `client` from now on; the commands are still defined. */
+export function definedCommands (client: Redis): string[] {
+  const defined: string[] = []
+  const defineCommand = client.defineCommand.bind(client)
+  client.defineCommand = (name, definition) => {
+    defined.push(name)
+    defineCommand(name, definition)
+  }
+  return defined
+}
+
+/**
+ * Makes key prefixes of their own for the tests of `t` on `server`. The server of REDIS_URL may be
+ * shared: the keys under them are deleted from it when `t` ends.
+ */
+export function testPrefixes (t: Test, server: RedisServer): () => string {
+  const used: string[] = []
+  if (server.external) t.teardown(() => deleteKeysUnder(server, used))
+  return () => {
+    const prefix = `test-${randomUUID()}:`
+    used.push(prefix)
+    return prefix
+  }
+}
+
+async function deleteKeysUnder (server: RedisServer, prefixes: readonly string[]): Promise<void> {
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  for (const prefix of prefixes) {
+    const keys = await redis.keys(`*{${prefix}}*`)
+    if (keys.length > 0) await redis.del(...keys)
+  }
+  redis.disconnect()
 }
 
 function externalServer (url: string): RedisServer {
