@@ -116,13 +116,6 @@ t.test('a store whose slots expire early fails the expiry cases', async (t) => {
     t.ok(EXPIRY_CASES.every((name) => failed.has(name)), [...failed.keys()].join('; '))
     for (const name of EXPIRY_CASES) t.match(failed.get(name)?.message, /1 ms before it expires: expected a refusal/)
   })
-  t.test('in real time: freed too soon', async (t) => {
-    const cases = sessionStoreContract({ createStore: () => new ExpiresEarly() })
-    const failed = await failures(cases.filter(({ name }) => EXPIRY_CASES.includes(name)))
-    t.same([...failed.keys()], EXPIRY_CASES)
-    // (On a machine stalled for 150 ms, the slot is seen gone already right after it was taken.)
-    for (const error of failed.values()) t.match(error.message, /freed after \d+ ms, before its \d+ ms|right after/)
-  })
 })
 
 t.test('a store that grants nothing fails every case, saying what it answered instead', async (t) => {
@@ -175,18 +168,6 @@ t.test('a store that breaks the lease fails the tracking cases', async (t) => {
     t.match(failed.get('tracking: a claim leases its entries: no other owner claims them until the lease ends, then one takes them over')?.message,
       /the leased entry, for owner B: claimed 1 ms before it is due/)
     t.notOk([...failed.keys()].some((name) => !isTracking(name)), 'the slot cases pass')
-  })
-  t.test('in real time too', async (t) => {
-    class NoLease extends MemorySessionStore {
-      override async claimDue (request: ClaimRequest): Promise<ClaimResult> {
-        return await super.claimDue({ ...request, leaseMs: 0 })
-      }
-    }
-    const cases = sessionStoreContract({ createStore: () => new NoLease() })
-    const failed = await failures(cases.filter(({ name }) => name.includes('lease') || name === EXACTLY_ONCE))
-    t.match(failed.get('tracking: a claim leases its entries: no other owner claims them until the lease ends, then one takes them over')?.message,
-      /the leased entry, for owner B: claimed after \d+ ms, before its 300 ms/)
-    t.ok(failed.has(EXACTLY_ONCE))
   })
   t.test('any owner may reschedule or untrack', async (t) => {
     class AnyOwner extends MemorySessionStore {
