@@ -7,7 +7,7 @@ export { createOsharaClient } from './client/client.js'
 export type { AbortSignalLike, CallOptions, OsharaClient } from './client/client.js'
 export type { OsharaClientOptions, OsharaLogger } from './client/options.js'
 export type { RetryOptions } from './client/retry.js'
-export type { BreakerOptions } from './client/breaker.js'
+export type { BreakerOptions, OsharaBreakerState } from './client/breaker.js'
 export type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
 export type {
   ListFormResponsesFilters,
@@ -57,6 +57,16 @@ export type {
   TrackingStore,
   TrackRequest
 } from './limits/store.js'
+export type {
+  OsharaBreakerMessage,
+  OsharaLimitMessage,
+  OsharaQuotaMessage,
+  OsharaRetryMessage,
+  OsharaSessionCreateMessage,
+  OsharaSessionEndMessage,
+  OsharaSessionLookupMessage,
+  OsharaStoreErrorMessage
+} from './observability/channels.js'
 export type { ClientField } from './route/route-schemas.js'
 export type {
   CreateSessionInput,
@@ -66,6 +76,8 @@ export type {
   OsharaQuotaOptions,
   OsharaRouteDocs,
   OsharaRouteOptions,
+  OsharaStats,
+  OsharaTelemetryOptions,
   OsharaTrackingOptions,
   OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,

@@ -1,17 +1,23 @@
+import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AbortSignalLike, OsharaClient } from './client/client.js'
+import type { AbortSignalLike, OsharaClient, PluginCallOptions } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
 import { OsharaAbortedError, OsharaSessionLimitError } from './errors.js'
 import type { BindTracking, SessionLimiter } from './limits/limiter.js'
+import { limitChannel, type OsharaLimitMessage } from './observability/channels.js'
+import type { SessionStats } from './observability/stats.js'
+import { kTracing, type SessionTracing } from './observability/tracing.js'
 import type { SessionTracker } from './tracking/tracker.js'
 
-/** What minting needs: the client, the limiter when `limits` is set, the tracker when tracking is on. */
+/** What minting needs: the client, the limiter when `limits` is set, the tracker when tracking is on, the counters, the spans when tracing is on. */
 export interface Minter {
   readonly client: OsharaClient
   readonly limiter: SessionLimiter | undefined
   readonly tracker: SessionTracker | undefined
   /** What `bind` needs from the tracker, made once. */
   readonly bindTracking: BindTracking | undefined
+  readonly stats: SessionStats
+  readonly tracing: SessionTracing | undefined
 }
 
 export interface MintOptions<T> {
@@ -19,6 +25,7 @@ export interface MintOptions<T> {
   key: string | undefined
   log: FastifyBaseLogger
   signal: AbortSignalLike | undefined
+  /** `X-Request-Id` of the upstream call (the route's `request.id`); a random UUID when undefined. */
   requestId: string | undefined
   /** Runs after the slot is bound (the route's `onSession` and `response`); a throw frees the slot. */
   finish: ((session: OsharaSession) => Promise<T>) | undefined
@@ -29,17 +36,19 @@ export interface MintOptions<T> {
  * bind the slot, run `finish`. Any failure after the reservation frees the slot; a caller
  * that is already gone reserves nothing and starts no upstream call.
  */
-export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { key, log, signal, requestId, finish }: MintOptions<T>): Promise<T> {
+export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { key, log, signal, requestId = randomUUID(), finish }: MintOptions<T>): Promise<T> {
   const { client, limiter, tracker } = minter
   if (signal?.aborted === true) throw new OsharaAbortedError('The session request was aborted.', { requestId, outcome: 'not_created' })
-  const slot = limiter !== undefined && key !== undefined ? await reserve(limiter, tracker, key, log) : undefined
+  const slot = limiter !== undefined && key !== undefined ? await reserve(limiter, tracker, key, log, requestId) : undefined
   let session: OsharaSession
   try {
-    session = await client.createSession(draft, { signal, log, requestId })
+    const options: PluginCallOptions = { signal, log, requestId, [kTracing]: minter.tracing }
+    session = await client.createSession(draft, options)
   } catch (error) {
     if (slot !== undefined) await limiter?.release(slot, log)
     throw error
   }
+  minter.stats.minted++
   if (slot !== undefined) {
     await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log, minter.bindTracking)
     tracker?.tracked()
@@ -56,12 +65,25 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   }
 }
 
+/** A slot for `key`; a refusal is published on `oshara:limit`. */
+async function reserve (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger, requestId: string): Promise<string | undefined> {
+  try {
+    return await acquire(limiter, tracker, key, log)
+  } catch (error) {
+    // The key is left out of the message: it names a user (an id, an email, an IP address).
+    if (error instanceof OsharaSessionLimitError && limitChannel.hasSubscribers) {
+      limitChannel.publish({ scope: error.scope, retryAfterMs: error.retryAfterMs, requestId } satisfies OsharaLimitMessage)
+    }
+    throw error
+  }
+}
+
 /**
  * A slot for `key`. With tracking, a key at its limit has its ended sessions found and freed
  * first, and a refusal says to come back within `maxCheckIntervalMs` (not when the oldest slot's
  * hold ends, hours away): the call may end any time, and the next try looks again.
  */
-async function reserve (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
+async function acquire (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
   try {
     return await limiter.acquire(key, log)
   } catch (error) {

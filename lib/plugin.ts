@@ -4,18 +4,23 @@ import type { OsharaSession } from './client/schemas.js'
 import type { OsharaSessionSummary } from './client/summaries.js'
 import { invalidOption, OsharaInvalidSessionError } from './errors.js'
 import { type Minter, mint } from './mint.js'
+import { SessionStats } from './observability/stats.js'
+import { loadTracing } from './observability/tracing.js'
 import { normalizePluginOptions, type PluginConfig } from './options/normalize.js'
 import { registerRoutes } from './route/routes.js'
 import { SessionTracker } from './tracking/tracker.js'
 import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaVoiceOptions } from './types.js'
 
 /** `fastify.oshara.createSession`: the upstream body as given, no request-based options. */
-function createSessionFor (config: PluginConfig, minter: Minter, fastify: FastifyInstance, input: CreateSessionInput, options: CreateSessionOptions = {}): Promise<OsharaSession> {
-  const agent = input.agent ?? config.agentSlug
-  if (agent === undefined) {
-    return Promise.reject(new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function'))
+async function createSessionFor (config: PluginConfig, minter: Minter, fastify: FastifyInstance, input: CreateSessionInput, options: CreateSessionOptions = {}): Promise<OsharaSession> {
+  try {
+    const agent = input.agent ?? config.agentSlug
+    if (agent === undefined) throw new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function')
+    return await mint(minter, { ...input, agent }, { key: options.key, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
+  } catch (error) {
+    minter.stats.fail(error)
+    throw error
   }
-  return mint(minter, { ...input, agent }, { key: options.key, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
 }
 
 function decorate (fastify: FastifyInstance, config: PluginConfig, minter: Minter, name: string): void {
@@ -26,7 +31,8 @@ function decorate (fastify: FastifyInstance, config: PluginConfig, minter: Minte
     client: config.client,
     createSession: (input, options) => createSessionFor(config, minter, fastify, input, options),
     usage: (key) => config.quota?.usage(key) ?? Promise.reject(invalidOption('quota', 'is not set, so there is no usage to read', 'set quota: { window, sessions | minutes | costUsd } to use fastify.oshara.usage()')),
-    releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false)
+    releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false),
+    stats: () => minter.stats.snapshot(config.client, config.limiter, minter.tracker)
   }
   fastify.decorate(name, decorator)
 }
@@ -55,7 +61,9 @@ function tracking (fastify: FastifyInstance, config: PluginConfig): Pick<Minter,
 
 async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoiceOptions): Promise<void> {
   const config = normalizePluginOptions(options)
-  const minter: Minter = { client: config.client, limiter: config.limiter, ...tracking(fastify, config) }
+  // Nothing of OpenTelemetry is loaded unless asked for.
+  const tracing = config.telemetry?.tracing === true ? await loadTracing() : undefined
+  const minter: Minter = { client: config.client, limiter: config.limiter, ...tracking(fastify, config), stats: new SessionStats(), tracing }
   // The tracker finishes its lookups in flight before the client's pool closes.
   fastify.addHook('onClose', async () => {
     await minter.tracker?.close()

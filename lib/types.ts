@@ -1,4 +1,5 @@
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
+import type { OsharaBreakerState } from './client/breaker.js'
 import type { CallOptions, OsharaClient } from './client/client.js'
 import type { OsharaClientOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
@@ -57,6 +58,15 @@ export interface OsharaTrackingOptions {
   leaseMs?: number
   /** Where tracked sessions live. Default: `limits.store`, else a new `MemorySessionStore`. Must implement the tracking methods. */
   store?: SessionStore
+}
+
+/** Observability beyond the diagnostics channels (which need no option). */
+export interface OsharaTelemetryOptions {
+  /**
+   * OpenTelemetry: a span `oshara.session.create` around each session request, the parent of
+   * undici's attempt spans. Needs `@opentelemetry/api` installed (and your SDK set up). Default false.
+   */
+  tracing?: boolean
 }
 
 /** Usage quotas per key: a budget of sessions, minutes and/or cost per window. */
@@ -134,6 +144,8 @@ export interface OsharaVoiceBaseOptions {
   onSessionEnd?: (summary: OsharaSessionSummary, context: SessionEndContext) => MaybePromise<void>
   /** Usage quotas per key (sessions, minutes, cost per day, month or fixed window). */
   quota?: OsharaQuotaOptions
+  /** OpenTelemetry spans (`{ tracing: true }`); the diagnostics channels need no option. */
+  telemetry?: OsharaTelemetryOptions
   /** Session tracking; on by default when `apiKey` is set and `limits` or `onSessionEnd` is. `false`: off. */
   tracking?: OsharaTrackingOptions | false
   limits?: OsharaLimitsOptions
@@ -174,6 +186,24 @@ export interface CreateSessionOptions extends Pick<CallOptions, 'signal' | 'requ
   key?: string
 }
 
+/** `fastify.oshara.stats()`: this registration's counters since it started. */
+export interface OsharaStats {
+  /** Sessions Oshara created (route and decorator), including those whose `onSession` or reply then failed. */
+  minted: number
+  /** Failed session requests (route and decorator) by error code, e.g. `{ FST_OSHARA_SESSION_LIMIT: 3 }`; an error without a string `code` counts as `UNKNOWN`. */
+  failed: Record<string, number>
+  /** Upstream retries made by the client (session and read calls; registrations sharing a client share it). */
+  retries: number
+  /** The client's circuit breaker now. */
+  breakerState: OsharaBreakerState
+  /** Live limiter slots (pending and bound, every key) when the limiter's store is a `MemorySessionStore`; undefined without `limits` or with another store. */
+  activeSlots: number | undefined
+  /** Tracked sessions this instance found ended (each once, before `onSessionEnd`); 0 without tracking. */
+  ended: number
+  /** Quota refusals (429 `FST_OSHARA_QUOTA_EXCEEDED`), also counted in `failed`. */
+  quotaRefusals: number
+}
+
 /** `fastify.oshara` (or the name given by `decorator`). */
 export interface OsharaDecorator {
   readonly client: OsharaClient
@@ -183,6 +213,8 @@ export interface OsharaDecorator {
   usage (key: string): Promise<OsharaQuotaUsage>
   /** Free the limiter slot of a session (with `key`: only when that key holds it); false when none was freed (or no `limits`). */
   releaseSession (sessionId: string, options?: { key?: string }): Promise<boolean>
+  /** A snapshot of this registration's counters (cheap: no store or upstream call). */
+  stats (): OsharaStats
 }
 
 declare module 'fastify' {

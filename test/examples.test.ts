@@ -7,6 +7,7 @@ import { build as buildBasic } from '../examples/basic.js'
 import { build as buildAuth } from '../examples/auth-and-metadata.js'
 import { build as buildRedis } from '../examples/redis-limits.js'
 import { build as buildNative } from '../examples/native-app.js'
+import { build as buildMetrics } from '../examples/metrics.js'
 import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
 
 // Each example in examples/, started as its `build()` makes it, against a local emulator,
@@ -139,6 +140,34 @@ t.test('native-app: a bearer-authenticated route calls fastify.oshara.createSess
   t.equal(endedAgain.status, 404)
   const next = await call(`${url}/api/mobile/voice-session`, 'POST', ada)
   t.equal(next.status, 200, 'a bare POST works and the slot was freed')
+})
+
+t.test('metrics: GET /metrics exports stats() as Prometheus metrics', TIMEOUT, async (t) => {
+  const emulator = await emulatorFor(t)
+  const url = await listen(t, await buildMetrics({ origin: ORIGIN, baseUrl: emulator.url }))
+
+  emulator.fault({ status: 503 }, 1)
+  t.equal((await call(`${url}/voice-token`, 'POST')).status, 200, 'after one retry')
+  t.equal((await call(`${url}/voice-token`, 'POST')).status, 200)
+  t.equal((await call(`${url}/voice-token`, 'POST')).status, 429, 'two calls at a time')
+
+  const scrape = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })
+  t.equal(scrape.status, 200)
+  t.match(scrape.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+  const lines = (await scrape.text()).split('\n')
+  for (const line of [
+    'oshara_sessions_minted_total 2',
+    'oshara_session_failures_total{code="FST_OSHARA_SESSION_LIMIT"} 1',
+    'oshara_upstream_retries_total 1',
+    'oshara_breaker_state{state="closed"} 1',
+    'oshara_breaker_state{state="open"} 0',
+    'oshara_breaker_state{state="half-open"} 0',
+    'oshara_active_slots 2',
+    'oshara_sessions_ended_total 0',
+    'oshara_quota_refusals_total 0',
+    '# TYPE oshara_sessions_minted_total counter',
+    '# TYPE oshara_active_slots gauge'
+  ]) t.ok(lines.includes(line), line)
 })
 
 const redis = await startRedisServer()

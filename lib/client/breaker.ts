@@ -1,3 +1,5 @@
+import { breakerChannel, type OsharaBreakerMessage } from '../observability/channels.js'
+
 // Names, defaults and checks of these options: BREAKER_OPTIONS in lib/options/registry.ts.
 export interface BreakerOptions {
   /** Consecutive failed calls (unreachable, 5xx, timeout) that open the circuit. Default 5. */
@@ -5,6 +7,9 @@ export interface BreakerOptions {
   /** How long the circuit stays open before one call may probe. Default 10000. */
   cooldownMs?: number
 }
+
+/** `closed`: calls go through; `open`: they fail fast until the cooldown ends; `half-open`: the cooldown is over and the next call probes (or a probe is in flight). */
+export type OsharaBreakerState = 'closed' | 'open' | 'half-open'
 
 /** While a probe is in flight, other calls are told to come back after this long. */
 const PROBE_WAIT_MS = 1000
@@ -35,16 +40,30 @@ export class CircuitBreaker {
     return 0
   }
 
+  /** The state at `now`. */
+  state (now: number): OsharaBreakerState {
+    if (this.failures < this.failureThreshold) return 'closed'
+    return now < this.openUntil ? 'open' : 'half-open'
+  }
+
   /** The upstream answered (any non-5xx status): the circuit closes. */
   recordSuccess (): void {
+    const wasOpen = this.failures >= this.failureThreshold
     this.failures = 0
     this.probing = false
+    if (wasOpen && breakerChannel.hasSubscribers) breakerChannel.publish({ state: 'closed' } satisfies OsharaBreakerMessage)
   }
 
   recordFailure (now: number): void {
     this.failures++
+    // It opens on reaching the threshold, and again when a probe fails; failures of calls that were in flight when it opened change nothing.
+    const opens = this.failures === this.failureThreshold || this.probing
     this.probing = false
-    if (this.failures >= this.failureThreshold) this.openUntil = now + this.cooldownMs
+    if (this.failures < this.failureThreshold) return
+    this.openUntil = now + this.cooldownMs
+    if (opens && breakerChannel.hasSubscribers) {
+      breakerChannel.publish({ state: 'open', failures: this.failures, cooldownMs: this.cooldownMs } satisfies OsharaBreakerMessage)
+    }
   }
 
   /** The call ended without telling anything about the upstream (aborted): a pending probe may be retried. */

@@ -9,8 +9,19 @@ import {
   OsharaUnavailableError
 } from '../errors.js'
 import { FAILURES } from '../failures.js'
+import {
+  type OsharaRetryMessage,
+  type OsharaSessionCreateMessage,
+  type OsharaSessionLookupMessage,
+  type OsharaTracingChannel,
+  retryChannel,
+  sessionCreateChannel,
+  sessionLookupChannel,
+  traceOperation
+} from '../observability/channels.js'
+import { kTracing, type SessionTracing } from '../observability/tracing.js'
 import { VERSION } from '../version.js'
-import { CircuitBreaker } from './breaker.js'
+import { CircuitBreaker, type OsharaBreakerState } from './breaker.js'
 import { attemptTimeout, badResponse, classifyNetworkError, classifyStatus, type ClassifyContext } from './classify.js'
 import { type ClientConfig, normalizeClientOptions, type OsharaClientOptions, type OsharaLogger } from './options.js'
 import { callSecrets } from './redact.js'
@@ -51,11 +62,26 @@ export interface CallOptions {
   requestId?: string | undefined
 }
 
+/** The plugin's own call options: with `telemetry.tracing`, what makes the `oshara.session.create` span. Not public API. */
+export interface PluginCallOptions extends CallOptions {
+  [kTracing]?: SessionTracing | undefined
+}
+
+/** What a traced call reports as it ends. */
+interface CallTrace {
+  requestId: string
+  attempts?: number
+}
+
 export interface OsharaClient {
   /** The `Origin` this client sends. */
   readonly origin: string
   /** An `apiKey` is configured: the read API (and session tracking) can work. */
   readonly hasApiKey: boolean
+  /** The circuit breaker's state now; always `'closed'` with `breaker: false`. */
+  readonly breakerState: OsharaBreakerState
+  /** Retries made since the client was created (session and read calls). */
+  readonly retryCount: number
   /** Mint a session: `POST /api/agents/agent-session/` with only the fields that are set. */
   createSession (body: SessionRequest, options?: CallOptions): Promise<OsharaSession>
   /** One session's billing summary and transcript (`GET /api/billing/sessions/{id}/`, needs `apiKey`); resolves to its `data`. */
@@ -117,6 +143,7 @@ class SessionClient implements OsharaClient {
   private readonly sessionContext: ClassifyContext
   private readonly billingContext: ClassifyContext
   private closed = false
+  private retries = 0
 
   constructor (config: ClientConfig) {
     this.config = config
@@ -133,7 +160,24 @@ class SessionClient implements OsharaClient {
     this.billingContext = { origin: config.origin, endpoint: 'billing' }
   }
 
-  createSession (body: SessionRequest, options: CallOptions = {}): Promise<OsharaSession> {
+  get breakerState (): OsharaBreakerState {
+    return this.breaker?.state(Date.now()) ?? 'closed'
+  }
+
+  get retryCount (): number {
+    return this.retries
+  }
+
+  createSession (body: SessionRequest, options: PluginCallOptions = {}): Promise<OsharaSession> {
+    const tracing = options[kTracing]
+    if (tracing === undefined && !sessionCreateChannel.hasSubscribers) return this.postSession(body, options, undefined)
+    const agent = (body as Partial<SessionRequest> | null)?.agent
+    const context: OsharaSessionCreateMessage = { agent: typeof agent === 'string' ? agent : undefined, requestId: options.requestId ?? randomUUID() }
+    const inSpan = tracing === undefined ? undefined : (run: () => Promise<OsharaSession>) => tracing.createSpan(context, run)
+    return observe(sessionCreateChannel, inSpan, context, (trace) => this.postSession(body, options, trace), sessionCreated)
+  }
+
+  private postSession (body: SessionRequest, options: CallOptions, trace: CallTrace | undefined): Promise<OsharaSession> {
     if (!checkSessionRequest.Check(body)) {
       const issue = checkSessionRequest.Errors(body).First() as ValueError
       const where = issue.path === '' ? 'body' : issue.path.slice(1)
@@ -150,14 +194,20 @@ class SessionClient implements OsharaClient {
       agent: body.agent,
       context: this.sessionContext,
       parse: parseSession
-    }, options)
+    }, options, trace)
   }
 
   getSession (sessionId: string, options: CallOptions = {}): Promise<OsharaSessionSummary> {
+    if (!sessionLookupChannel.hasSubscribers) return this.lookup(sessionId, options, undefined)
+    const context: OsharaSessionLookupMessage = { sessionId, requestId: options.requestId ?? randomUUID() }
+    return observe(sessionLookupChannel, undefined, context, (trace) => this.lookup(sessionId, options, trace), sessionLookedUp)
+  }
+
+  private lookup (sessionId: string, options: CallOptions, trace: CallTrace | undefined): Promise<OsharaSessionSummary> {
     if (typeof sessionId !== 'string' || sessionId === '') {
       return Promise.reject(new OsharaInvalidSessionError('getSession needs a non-empty session id'))
     }
-    return this.read(`${BILLING_PATH}${encodeURIComponent(sessionId)}/`, parseSummary, options)
+    return this.read(`${BILLING_PATH}${encodeURIComponent(sessionId)}/`, parseSummary, options, trace)
   }
 
   listSessions (filters: ListSessionsFilters = {}, options: CallOptions = {}): OsharaSessionList {
@@ -175,7 +225,7 @@ class SessionClient implements OsharaClient {
   }
 
   /** A GET of the read API: safe to retry, and never counted by the breaker that guards minting. */
-  private read<T> (path: string, parse: Parse<T>, options: CallOptions): Promise<T> {
+  private read<T> (path: string, parse: Parse<T>, options: CallOptions, trace?: CallTrace): Promise<T> {
     return this.call({
       method: 'GET',
       path: this.config.basePath + path,
@@ -185,7 +235,7 @@ class SessionClient implements OsharaClient {
       agent: undefined,
       context: this.billingContext,
       parse
-    }, options)
+    }, options, trace)
   }
 
   async close (): Promise<void> {
@@ -194,9 +244,9 @@ class SessionClient implements OsharaClient {
     if (this.ownsDispatcher) await this.dispatcher.close()
   }
 
-  private async call<T> (endpoint: Endpoint<T>, options: CallOptions): Promise<T> {
+  private async call<T> (endpoint: Endpoint<T>, options: CallOptions, trace: CallTrace | undefined): Promise<T> {
     const { signal } = options
-    const requestId = options.requestId ?? randomUUID()
+    const requestId = trace?.requestId ?? options.requestId ?? randomUUID()
     if (signal?.aborted === true) throw aborted(requestId, 0)
     if (this.closed) throw new OsharaUnavailableError('The voice session client is closed.', { requestId })
     // Reads (GET) neither wait for nor count toward the breaker: a billing outage must not stop minting.
@@ -220,6 +270,7 @@ class SessionClient implements OsharaClient {
       const timeoutMs = Math.max(1, Math.min(this.config.timeoutMs, deadline - Date.now()))
       const result = await this.attempt(endpoint, timeoutMs, requestId, signal)
       if (!isFailure(result)) {
+        if (trace !== undefined) trace.attempts = attempts
         breaker?.recordSuccess()
         if (endpoint.agent !== undefined) {
           log?.info({
@@ -238,9 +289,13 @@ class SessionClient implements OsharaClient {
       const delay = serverDelay ?? backoffDelay(retry, attempts - 1)
       if (Date.now() + delay >= deadline) break
       retried429 ||= error.code === 'FST_OSHARA_UPSTREAM_LIMIT'
+      this.retries++
       log?.warn({
         requestId, attempt: attempts, code: error.code, upstreamStatus: error.upstreamStatus, delayMs: delay
       }, 'oshara: retrying upstream call')
+      if (retryChannel.hasSubscribers) {
+        retryChannel.publish({ requestId, attempt: attempts, code: error.code, upstreamStatus: error.upstreamStatus, delayMs: delay } satisfies OsharaRetryMessage)
+      }
       if (!await sleep(delay, signal)) {
         error = aborted(requestId, attempts)
         break
@@ -284,6 +339,40 @@ class SessionClient implements OsharaClient {
     const secrets = callSecrets(this.config.apiKey, endpoint.body)
     return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context, secrets), serverDelay }
   }
+}
+
+/**
+ * Runs a call as one operation of `channel` (when it has subscribers), inside `inSpan` (the
+ * `oshara.session.create` span) when given. `context` is what both see: `attempts` when it ends,
+ * and what `done` adds to a success; the channel sets a failure's `error`.
+ */
+function observe<T, Context extends CallTrace> (
+  channel: OsharaTracingChannel<Context>,
+  inSpan: ((run: () => Promise<T>) => Promise<T>) | undefined,
+  context: Context,
+  call: (trace: Context) => Promise<T>,
+  done: (context: Context, result: T) => void
+): Promise<T> {
+  const run = async (): Promise<T> => {
+    try {
+      const result = await call(context)
+      done(context, result)
+      return result
+    } catch (error) {
+      context.attempts = (error as OsharaError).attempts
+      throw error
+    }
+  }
+  const traced = channel.hasSubscribers ? () => traceOperation(channel, context, run) : run
+  return inSpan === undefined ? traced() : inSpan(traced)
+}
+
+function sessionCreated (context: OsharaSessionCreateMessage, session: OsharaSession): void {
+  context.sessionId = session.session_id
+}
+
+function sessionLookedUp (context: OsharaSessionLookupMessage, summary: OsharaSessionSummary): void {
+  context.finalized = typeof summary.finalized_at === 'string'
 }
 
 /**

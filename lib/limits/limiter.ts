@@ -1,5 +1,6 @@
 import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
+import { publishStoreError } from '../observability/channels.js'
 import { MemorySessionStore } from './memory-store.js'
 import { direct, storeFailure, withTimeout } from './store-call.js'
 import type { AcquireResult, SessionStore, TrackingSessionStore } from './store.js'
@@ -57,6 +58,7 @@ export class SessionLimiter {
     try {
       result = await this.bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs, releaseLate)
     } catch (cause) {
+      publishStoreError('limiter', 'acquire', cause)
       if (this.config.onStoreError === 'allow') {
         log.warn(storeFailure(cause), 'oshara: session store failed; serving without a session limit (onStoreError: allow)')
         return undefined
@@ -87,6 +89,7 @@ export class SessionLimiter {
         ? store.bind(slotId, sessionId, holdMs)
         : store.bind(slotId, sessionId, holdMs, { firstCheckMs: tracking.firstCheckMs }), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('limiter', 'bind', cause)
       // The reservation still expires after pendingMs, so nothing leaks for long.
       log.warn({ ...storeFailure(cause), session_id: sessionId }, 'oshara: session store failed to bind the slot')
     }
@@ -97,6 +100,7 @@ export class SessionLimiter {
     try {
       await this.bounded(() => this.config.store.release(slotId), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('limiter', 'release', cause)
       log.warn(storeFailure(cause), 'oshara: session store failed to release a slot; it frees when it expires')
     }
   }
@@ -106,6 +110,7 @@ export class SessionLimiter {
     try {
       return await this.bounded(() => this.config.store.releaseSession(sessionId, key), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('limiter', 'releaseSession', cause)
       throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {
         retryAfterMs: STORE_RETRY_AFTER_MS, cause
       })

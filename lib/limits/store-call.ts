@@ -34,6 +34,12 @@ export function storeFailure (cause: unknown): Record<string, unknown> {
   return { storeError: cause === STORE_TIMEOUT ? 'timeout' : String(cause) }
 }
 
+/** What a failed store call says: `timeout`, or the error's message. */
+export function storeErrorMessage (cause: unknown): string {
+  if (cause === STORE_TIMEOUT) return 'timeout'
+  return cause instanceof Error ? cause.message : String(cause)
+}
+
 /** The in-process store cannot hang: it is called directly, without a timer per operation. */
 export async function direct<T> (operation: () => Promise<T>): Promise<T> {
   return await operation()

@@ -17,6 +17,7 @@ import type {
   OsharaQuotaOptions,
   OsharaRouteDocs,
   OsharaRouteOptions,
+  OsharaTelemetryOptions,
   OsharaTrackingOptions,
   OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,
@@ -80,6 +81,9 @@ export const DEFAULTS = Object.freeze({
     concurrency: 4,
     leaseMs: 60_000
   }),
+  telemetry: Object.freeze({
+    tracing: false
+  } satisfies { readonly [K in keyof OsharaTelemetryOptions]-?: unknown }),
   /** Also: `store` is a new `MemorySessionStore` per registration; `holdMs` the session's `expires_in_seconds`; no `global` limit. */
   limits: Object.freeze({
     key: (request: FastifyRequest): string => request.ip,
@@ -376,6 +380,13 @@ export const QUOTA_OPTIONS = {
   storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
 } satisfies OptionGroup<OsharaQuotaOptions>
 
+// Observability.
+
+/** `telemetry`: `tracing` loads `@opentelemetry/api` at register (see observability/tracing.ts). */
+export const TELEMETRY_OPTIONS = {
+  tracing: flag(DEFAULTS.telemetry.tracing)
+} satisfies OptionGroup<OsharaTelemetryOptions>
+
 export const LIMIT_OPTIONS = {
   concurrency: {
     check: (value, path) => {
@@ -481,6 +492,7 @@ export const PLUGIN_OPTIONS = {
   allowedOrigins: { check: checkAllowedOrigins },
   public: flag(DEFAULTS.plugin.public),
   quota: optional((value, path) => normalizeGroup(QUOTA_OPTIONS, value, path)),
+  telemetry: optional((value, path) => normalizeGroup(TELEMETRY_OPTIONS, value, path)),
   onSessionEnd: userFunction<OsharaVoiceBaseOptions['onSessionEnd']>('(summary, { sessionId, key }) => { ... }'),
   tracking: {
     check: (value, path) => value === undefined || value === false ? value : normalizeGroup(TRACKING_OPTIONS, value, path)

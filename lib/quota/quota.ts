@@ -3,6 +3,7 @@ import { callbackFailure } from '../app-callback.js'
 import type { OsharaSessionSummary } from '../client/summaries.js'
 import { OsharaQuotaExceededError, OsharaUnavailableError } from '../errors.js'
 import { direct, storeFailure, withTimeout } from '../limits/store-call.js'
+import { type OsharaQuotaMessage, publishStoreError, quotaChannel } from '../observability/channels.js'
 import { MemoryQuotaStore } from './memory-store.js'
 import type { ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './store.js'
 import { type QuotaWindow, type WindowSpan, windowAt } from './window.js'
@@ -43,6 +44,8 @@ const KEEP_AFTER_WINDOW_MS = 24 * 60 * 60 * 1000
 const STORE_RETRY_AFTER_MS = 5000
 const WHEN: Record<string, string> = { day: 'today', month: 'this month' }
 const WHAT = { sessions: 'calls', seconds: 'voice minutes', costMicros: 'voice usage' } as const
+/** A store's budget by the option's name. */
+const BUDGET = { sessions: 'sessions', seconds: 'minutes', costMicros: 'costUsd' } as const
 
 /** US dollars (a number, or a decimal string such as Oshara's `"0.0583"`) to whole micro-dollars. */
 export function usdToMicros (value: unknown): number {
@@ -81,11 +84,17 @@ export class UsageQuota {
     try {
       result = await this.#bounded(() => this.config.store.consume({ key, window: span.id, ttlMs: this.#ttl(span), budgets }), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('quota', 'consume', cause)
       return this.#storeFailed(cause, request.log)
     }
     if (result.ok) return { key, span, budgets, usage: result.usage }
+    const retryAfterMs = Math.max(1000, span.resetsAt - Date.now())
+    // The key is left out of the message: it names a user.
+    if (quotaChannel.hasSubscribers) {
+      quotaChannel.publish({ budget: BUDGET[result.budget], windowId: span.id, retryAfterMs, requestId: String(request.id) } satisfies OsharaQuotaMessage)
+    }
     throw new OsharaQuotaExceededError(`You have used up your ${WHAT[result.budget]} ${WHEN[this.config.window] ?? 'for now'}. Try again later.`, {
-      retryAfterMs: Math.max(1000, span.resetsAt - Date.now()), detail: `${result.budget} budget used up`
+      retryAfterMs, detail: `${result.budget} budget used up`
     })
   }
 
@@ -94,6 +103,7 @@ export class UsageQuota {
     try {
       await this.#bounded(() => this.config.store.refund(ticket.key, ticket.span.id), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('quota', 'refund', cause)
       log.warn(storeFailure(cause), 'oshara: quota store failed to give back a session that was not minted')
     }
   }
@@ -106,6 +116,7 @@ export class UsageQuota {
     try {
       await this.#bounded(() => this.config.store.record(key, span.id, ended, this.#ttl(span)), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('quota', 'record', cause)
       log.error({ ...storeFailure(cause), session_id: summary.session_id, ...ended }, 'oshara: quota store failed to count an ended session\'s minutes and cost')
     }
   }
@@ -117,6 +128,7 @@ export class UsageQuota {
     try {
       usage = await this.#bounded(() => this.config.store.usage(key, span.id), this.config.storeTimeoutMs)
     } catch (cause) {
+      publishStoreError('quota', 'usage', cause)
       throw new OsharaUnavailableError('Voice usage is temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
     }
     return { sessions: usage.sessions, minutes: usage.seconds / 60, costUsd: usage.costMicros / 1_000_000, resetsAt: new Date(span.resetsAt).toISOString() }

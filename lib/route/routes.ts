@@ -175,7 +175,8 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
         key: key ?? quotaKey,
         log: request.log,
         signal: request[kDisconnect] as DisconnectSignal,
-        requestId: undefined,
+        // One id links the app's log line, the span and Oshara's side.
+        requestId: String(request.id),
         finish: config.onSession === undefined && config.response === undefined ? replyOf : (session) => finish(config, request, session)
       })
     } catch (error) {
@@ -186,6 +187,7 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
     reply.header('cache-control', 'no-store')
     return body
   } catch (error) {
+    minter.stats.fail(error)
     await reportFailure(config, request, reply, error)
     throw error
   }

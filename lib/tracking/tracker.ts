@@ -4,6 +4,7 @@ import type { OsharaClient } from '../client/client.js'
 import type { OsharaSessionSummary } from '../client/summaries.js'
 import { OsharaError } from '../errors.js'
 import type { TrackedSession, TrackingSessionStore } from '../limits/store.js'
+import { type OsharaSessionEndMessage, publishStoreError, sessionEndChannel } from '../observability/channels.js'
 import type { SessionEndContext } from '../types.js'
 
 type MaybePromise<T> = T | Promise<T>
@@ -47,6 +48,7 @@ export class SessionTracker {
   /** A wake-up came while a tick ran: tick again when it ends. */
   #again = false
   #closed = false
+  #ended = 0
 
   /** `onEnded` runs once per ended session, before `onSessionEnd` (the quota counts its minutes and cost); it never throws. */
   constructor (config: TrackerConfig, client: OsharaClient, log: FastifyBaseLogger, onEnded?: OnEnded) {
@@ -54,6 +56,11 @@ export class SessionTracker {
     this.#client = client
     this.#log = log
     this.#onEnded = onEnded
+  }
+
+  /** Sessions this tracker found ended (each counted once). */
+  get endedCount (): number {
+    return this.#ended
   }
 
   /** The longest `Retry-After` of a 429 while sessions are tracked. */
@@ -72,6 +79,7 @@ export class SessionTracker {
       await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs, key })
       this.tracked()
     } catch (error) {
+      publishStoreError('tracking', 'track', error)
       this.#log.warn({ err: error, session_id: sessionId }, 'oshara: session store failed to track a session; onSessionEnd will not come for it')
     }
   }
@@ -92,6 +100,7 @@ export class SessionTracker {
       this.#wake(0)
       return true
     } catch (error) {
+      publishStoreError('tracking', 'reclaim', error)
       this.#log.warn({ err: error }, 'oshara: could not look up the sessions of a key at its limit')
       return false
     }
@@ -129,6 +138,7 @@ export class SessionTracker {
     try {
       next = await this.#claimAndCheck()
     } catch (error) {
+      publishStoreError('tracking', 'claimDue', error)
       this.#log.warn({ err: error }, 'oshara: session store failed to hand out tracked sessions; trying again later')
       next = this.#config.firstCheckMs
     }
@@ -151,6 +161,7 @@ export class SessionTracker {
 
   #start (session: TrackedSession): void {
     const check = this.#check(session).catch((error: unknown) => {
+      publishStoreError('tracking', 'update', error)
       this.#log.warn({ err: error, session_id: session.sessionId }, 'oshara: session store failed while tracking a session; it is looked up again later')
     }).finally(() => {
       this.#inFlight.delete(check)
@@ -171,7 +182,11 @@ export class SessionTracker {
     const store = this.#config.store
     // The slot frees first; the lease (until leaseMs) covers what follows.
     if (!session.ended && !await store.reschedule(sessionId, this.owner, { delayMs: this.#config.leaseMs, ended: true })) return
-    if (session.deliveries === 0) await this.#onEnded?.(session.key, summary)
+    if (session.deliveries === 0) {
+      this.#ended++
+      publishEnd(sessionId, summary)
+      await this.#onEnded?.(session.key, summary)
+    }
     if (this.#config.onSessionEnd === undefined) {
       await store.untrack(sessionId, this.owner)
       return
@@ -226,6 +241,18 @@ export class SessionTracker {
   #backoff (tries: number): number {
     return Math.min(this.#config.maxCheckIntervalMs, this.#config.firstCheckMs * 2 ** Math.min(tries, 30))
   }
+}
+
+function publishEnd (sessionId: string, summary: OsharaSessionSummary): void {
+  if (!sessionEndChannel.hasSubscribers) return
+  const seconds = summary.session_duration_seconds
+  // A decimal string, e.g. "0.0583"; null until Oshara has computed it.
+  const cost = Number.parseFloat(String(summary.estimated_cost_usd))
+  sessionEndChannel.publish({
+    sessionId,
+    durationSeconds: typeof seconds === 'number' ? seconds : undefined,
+    costUsd: Number.isFinite(cost) ? cost : undefined
+  } satisfies OsharaSessionEndMessage)
 }
 
 /** Oshara sets `finalized_at` once the call is over and its summary computed. */

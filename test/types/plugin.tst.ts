@@ -9,8 +9,11 @@ import osharaVoice, {
   type OsharaErrorCode,
   RedisSessionStore,
   OsharaSessionLimitError,
+  type OsharaBreakerState,
   type OsharaClient,
   type OsharaDecorator,
+  type OsharaRetryMessage,
+  type OsharaStats,
   type OsharaOutcome,
   type OsharaSession,
   type OsharaSessionSummary,
@@ -70,6 +73,18 @@ test('the decorator is merged into FastifyInstance', () => {
   expect(app.oshara.releaseSession('sess_1')).type.toBe<Promise<boolean>>()
   expect(app.oshara.client).type.toBe<OsharaClient>()
   expect(app.oshara.createSession({ system_prompt: 1 })).type.toRaiseError()
+})
+
+test('observability: stats(), telemetry, the client\'s breaker state, channel messages', () => {
+  const app = Fastify()
+  expect(app.oshara.stats()).type.toBe<OsharaStats>()
+  expect(app.oshara.stats().failed).type.toBe<Record<string, number>>()
+  expect(app.oshara.stats().activeSlots).type.toBe<number | undefined>()
+  expect<OsharaBreakerState>().type.toBe<'closed' | 'open' | 'half-open'>()
+  expect(createOsharaClient({ origin: 'https://a.example' }).breakerState).type.toBe<OsharaBreakerState>()
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', telemetry: { tracing: true } })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', telemetry: { tracing: 'yes' } })
+  expect<OsharaRetryMessage['code']>().type.toBe<OsharaErrorCode>()
 })
 
 test('sessions and errors', () => {
