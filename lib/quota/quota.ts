@@ -61,6 +61,7 @@ export function usdToMicros (value: unknown): number {
 export class UsageQuota {
   readonly config: QuotaConfig
   readonly #bounded: <T>(operation: () => Promise<T>, timeoutMs: number) => Promise<T>
+  #window: WindowSpan | undefined
 
   constructor (config: QuotaConfig) {
     this.config = config
@@ -79,7 +80,7 @@ export class UsageQuota {
    */
   async take (request: FastifyRequest, key: string): Promise<QuotaTicket | undefined> {
     const budgets = await this.#budgets(request)
-    const span = windowAt(this.config.window, Date.now())
+    const span = this.#currentWindow(Date.now())
     let result: ConsumeResult
     try {
       result = await this.#bounded(() => this.config.store.consume({ key, window: span.id, ttlMs: this.#ttl(span), budgets }), this.config.storeTimeoutMs)
@@ -123,7 +124,7 @@ export class UsageQuota {
 
   /** The key's use of the current window. Rejects with `FST_OSHARA_UNAVAILABLE` when the store fails. */
   async usage (key: string): Promise<OsharaQuotaUsage> {
-    const span = windowAt(this.config.window, Date.now())
+    const span = this.#currentWindow(Date.now())
     let usage: QuotaUsage
     try {
       usage = await this.#bounded(() => this.config.store.usage(key, span.id), this.config.storeTimeoutMs)
@@ -169,6 +170,14 @@ export class UsageQuota {
     } catch (error) {
       throw callbackFailure(step, error, request.log)
     }
+  }
+
+  /** The window of `now`, computed once per window rather than per request. */
+  #currentWindow (now: number): WindowSpan {
+    const span = this.#window
+    if (span !== undefined && now < span.resetsAt && now >= span.resetsAt - span.lengthMs) return span
+    this.#window = windowAt(this.config.window, now)
+    return this.#window
   }
 
   #ttl (span: WindowSpan): number {
