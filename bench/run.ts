@@ -9,7 +9,7 @@
 //   BENCH_DURATION     seconds measured per variant and round (default 5)
 //   BENCH_WARMUP       seconds of load before each measurement (default 1; three times that in round 1)
 //   BENCH_CONNECTIONS  connections (default 50)
-//   BENCH_VARIANTS     comma-separated variant names (default all: A,A+memory,A+tracking,A+quota,A+Redis,B,C)
+//   BENCH_VARIANTS     comma-separated variant names, e.g. A,B (default: every entry of bench/variants.ts)
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'

@@ -106,6 +106,19 @@ export const VARIANTS: Record<string, Variant> = {
       return nothing
     }
   },
+  'A+tracing': {
+    // telemetry: { tracing: true } with a recording tracer (spans made, ended, dropped: no export cost).
+    label: 'A + OpenTelemetry tracing',
+    setup: async (app, { oshara }) => {
+      const { context, trace } = await import('@opentelemetry/api')
+      const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks')
+      const { BasicTracerProvider } = await import('@opentelemetry/sdk-trace-base')
+      trace.setGlobalTracerProvider(new BasicTracerProvider())
+      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+      await registerPlugin(app, oshara, { telemetry: { tracing: true } })
+      return nothing
+    }
+  },
   'A+Redis': {
     label: 'A + limits, Redis store',
     redis: true,
