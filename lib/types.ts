@@ -6,7 +6,7 @@ import type { OsharaSession, SessionOverrides, SessionRequest } from './client/s
 import type { OsharaSessionSummary } from './client/summaries.js'
 import type { SessionStore } from './limits/store.js'
 import type { OsharaQuotaUsage } from './quota/quota.js'
-import type { QuotaStore } from './quota/store.js'
+import type { QuotaStore } from './quota/quota-store.js'
 import type { ClientField } from './route/route-schemas.js'
 
 // The names, defaults and checks of the option types below live in lib/options/registry.ts,

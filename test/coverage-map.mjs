@@ -18,7 +18,7 @@ function onPath (command) {
 }
 
 const redisAvailable = Boolean(process.env.REDIS_URL) || onPath('redis-server')
-const REDIS_SOURCES = ['lib/limits/redis-client.ts', 'lib/limits/redis-store.ts', 'lib/quota/redis-store.ts']
+const REDIS_SOURCES = ['lib/limits/redis-client.ts', 'lib/limits/redis-store.ts', 'lib/quota/redis-quota-store.ts']
 
 const sources = readdirSync('lib', { recursive: true, encoding: 'utf8' })
   .filter((file) => file.endsWith('.ts'))

@@ -3,7 +3,7 @@ import type { EmulatorApiKey, EmulatorFormResponse, EmulatorSession, EmulatorSes
 import { jsonReply, type Reply } from './reply.js'
 import type { SessionBook } from './sessions.js'
 import { costUnits, formatCost } from './summaries.js'
-import { isPlainObject } from './validate.js'
+import { isPlainObject } from './session-body.js'
 
 const DEFAULT_PAGE_SIZE = 50
 const MAX_PAGE_SIZE = 200

@@ -6,7 +6,7 @@ import { FaultQueue, faultReply } from './faults.js'
 import { RequestLog } from './recorder.js'
 import { jsonReply, readBody, sendReply, waitUnlessClosed, type Reply } from './reply.js'
 import { SessionBook } from './sessions.js'
-import { sessionBodyError, type SessionBody } from './validate.js'
+import { sessionBodyError, type SessionBody } from './session-body.js'
 
 const NOT_FOUND = jsonReply(404, { detail: 'Not found.' })
 const FORM_RESPONSES_PATH = /^\/api\/agents\/([^/]+)\/form-responses\/?$/

@@ -3,7 +3,7 @@ import type { EmulatorCharacter, EmulatorEndOptions, EmulatorOptions, EmulatorSe
 import { signToken } from './jwt.js'
 import { jsonReply, type Reply } from './reply.js'
 import { callDetails, elapsedSeconds, endOptionsError, summaryOf, type CallDetails, type FinalizedCall } from './summaries.js'
-import type { SessionBody } from './validate.js'
+import type { SessionBody } from './session-body.js'
 
 const DEFAULT_TENANT = 'tenant_local'
 

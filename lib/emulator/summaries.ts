@@ -1,5 +1,5 @@
 import type { EmulatorEndOptions, EmulatorSession, EmulatorSessionSummary, EmulatorTranscriptLine } from './types.js'
-import { isPlainObject } from './validate.js'
+import { isPlainObject } from './session-body.js'
 
 /** Costs are kept in units of 1/10,000 USD: `estimated_cost_usd` has 4 decimals. */
 const COST_UNITS = 10_000

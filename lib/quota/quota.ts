@@ -4,8 +4,8 @@ import type { OsharaSessionSummary } from '../client/summaries.js'
 import { OsharaQuotaExceededError, OsharaUnavailableError } from '../errors.js'
 import { direct, storeFailure, withTimeout } from '../limits/store-call.js'
 import { type OsharaQuotaMessage, publishStoreError, quotaChannel } from '../observability/channels.js'
-import { MemoryQuotaStore } from './memory-store.js'
-import type { ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './store.js'
+import { MemoryQuotaStore } from './memory-quota-store.js'
+import type { ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota-store.js'
 import { type QuotaWindow, type WindowSpan, windowAt } from './window.js'
 
 type MaybePromise<T> = T | Promise<T>

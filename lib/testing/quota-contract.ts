@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from '../quota/store.js'
+import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from '../quota/quota-store.js'
 import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, POLL_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
 
 export interface QuotaStoreContractOptions<Store extends QuotaStore = QuotaStore> {

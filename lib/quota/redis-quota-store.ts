@@ -1,6 +1,6 @@
 import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from '../limits/redis-client.js'
-import { checkAmount } from './memory-store.js'
-import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './store.js'
+import { checkAmount } from './memory-quota-store.js'
+import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota-store.js'
 
 export interface RedisQuotaStoreOptions {
   /** An ioredis `Redis` or `Cluster` client. You own it: the store never connects, quits or reconfigures it. */

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { ConsumeRequest, ConsumeResult, QuotaStore, QuotaUsage } from './store.js'
+import type { ConsumeRequest, ConsumeResult, QuotaStore, QuotaUsage } from './quota-store.js'
 
 /** One key's usage in one window, and until when it is kept. */
 interface Counts extends QuotaUsage {
