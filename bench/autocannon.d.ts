@@ -1,4 +1,4 @@
-// The part of autocannon 8's library API the benchmark uses (the package ships no types).
+// The part of autocannon 9's library API the benchmark uses (the package ships no types).
 declare module 'autocannon' {
   export interface Options {
     url: string
@@ -7,6 +7,8 @@ declare module 'autocannon' {
     body?: string
     connections?: number
     duration?: number
+    /** Requests per second across all connections. */
+    overallRate?: number
   }
 
   export interface Result {

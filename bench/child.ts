@@ -23,7 +23,7 @@ if (role === 'emulator') {
   const { VARIANTS } = await import('./variants.js')
   const variant = VARIANTS[role]
   if (variant === undefined) throw new Error(`unknown variant ${role}`)
-  const app = Fastify({ logger: false })
+  const app = Fastify({ logger: variant.logging === true ? { level: 'info', file: '/dev/null' } : false })
   const closeClients = await variant.setup(app, { oshara, redis })
   url = await app.listen({ host: '127.0.0.1', port: 0 })
   close = async () => {

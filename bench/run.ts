@@ -7,14 +7,19 @@
 // Environment:
 //   BENCH_ROUNDS       rounds (default 5)
 //   BENCH_DURATION     seconds measured per variant and round (default 5)
-//   BENCH_WARMUP       seconds of load before each measurement (default 1; three times that in round 1)
+//   BENCH_WARMUP       seconds of load before each measurement (default 1), and before the first
+//                      round, BENCH_DURATION seconds of load on each server, not measured
+//   BENCH_RATE         requests per second offered to each server (default 0: as many as it answers)
 //   BENCH_CONNECTIONS  connections (default 50)
 //   BENCH_VARIANTS     comma-separated variant names, e.g. A,B (default: every entry of bench/variants.ts)
+//   BENCH_CPU_PROF     a directory: each server writes V8 CPU profiles (--cpu-prof) into a folder
+//                      of its own there as it closes; `node --import tsx bench/profile.ts <dir>` summarizes them
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { cpus } from 'node:os'
+import { join } from 'node:path'
 import autocannon, { type Result } from 'autocannon'
 import { ROUTE, VARIANTS } from './variants.js'
 
@@ -22,7 +27,23 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const RATE = Number(process.env.BENCH_RATE ?? 0)
+const CPU_PROF = process.env.BENCH_CPU_PROF
 const REDIS_SERVER = '/usr/bin/redis-server'
+const TASKSET = '/usr/bin/taskset'
+/**
+ * With `taskset` and 2 or more CPUs, each server runs alone on CPU 0 and everything else (this
+ * runner and autocannon, the emulator, Redis) on the others: a server's CPU time then depends on
+ * its own work, not on whom it shares a core with. `BENCH_PIN=0` turns it off.
+ */
+const PIN = process.env.BENCH_PIN !== '0' && existsSync(TASKSET) && cpus().length >= 2
+  ? { server: '0', rest: `1-${cpus().length - 1}` }
+  : undefined
+if (PIN !== undefined && process.env.BENCH_PINNED === undefined) {
+  const runner = spawn(TASKSET, ['-c', PIN.rest, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } })
+  const code = await new Promise<number | null>((resolve) => runner.once('exit', resolve))
+  process.exit(code ?? 1)
+}
 const ROOT = new URL('..', import.meta.url)
 
 interface Child {
@@ -32,8 +53,13 @@ interface Child {
   close: () => Promise<void>
 }
 
-async function startChild (args: string[]): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/child.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+/** `server`: a server under test (pinned to its CPU, profiled with BENCH_CPU_PROF), not the emulator. */
+async function startChild (args: string[], server = false): Promise<Child> {
+  // One folder per server: tsx's loader thread writes a profile of its own beside the main thread's.
+  const flags = server && CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}/${args[0]}`] : []
+  const command = [process.execPath, ...flags, '--import', 'tsx', 'bench/child.ts', ...args]
+  const pinned = PIN === undefined ? command : [TASKSET, '-c', server ? PIN.server : PIN.rest, ...command]
+  const child = spawn(pinned[0] as string, pinned.slice(1), { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const url = await new Promise<string>((resolve, reject) => {
     child.once('message', (message: { url: string }) => resolve(message.url))
     child.once('exit', (code) => reject(new Error(`bench/child.ts ${args[0]} exited with ${code} before listening`)))
@@ -76,15 +102,21 @@ async function startRedis (): Promise<{ url: string, process: ChildProcess } | u
   return { url: `redis://127.0.0.1:${port}`, process: redis }
 }
 
-function load (url: string, seconds: number): Promise<Result> {
-  return autocannon({
+/** Requests each server answered, warmups included: with BENCH_CPU_PROF, what its profile covers. */
+const answered = new Map<string, number>()
+
+async function load (url: string, seconds: number): Promise<Result> {
+  const result = await autocannon({
     url: url + ROUTE,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{"language":"en"}',
     connections: CONNECTIONS,
+    ...(RATE > 0 ? { overallRate: RATE } : {}),
     duration: seconds
   })
+  answered.set(url, (answered.get(url) ?? 0) + result['2xx'])
+  return result
 }
 
 interface Round {
@@ -113,12 +145,17 @@ const emulator = await startChild(['emulator'])
 const servers = new Map<string, Child>()
 const rounds = new Map<string, Round[]>(active.map((name) => [name, []]))
 try {
-  for (const name of active) servers.set(name, await startChild([name, emulator.url, ...(redis === undefined ? [] : [redis.url])]))
+  for (const name of active) servers.set(name, await startChild([name, emulator.url, ...(redis === undefined ? [] : [redis.url])], true))
+  // A first pass, not measured: the JIT settles, heaps and the memory stores reach their steady size.
+  for (const name of active) {
+    await emulator.ask('reset')
+    await load((servers.get(name) as Child).url, DURATION)
+  }
   for (let round = 1; round <= ROUNDS; round++) {
     for (const name of active) {
       const server = servers.get(name) as Child
       await emulator.ask('reset')
-      if (WARMUP > 0) await load(server.url, round === 1 ? 3 * WARMUP : WARMUP)
+      if (WARMUP > 0) await load(server.url, WARMUP)
       const before = await server.ask('cpu')
       const result = await load(server.url, DURATION)
       const cpu = await server.ask('cpu') - before
@@ -136,6 +173,10 @@ try {
   }
 } finally {
   for (const server of servers.values()) await server.close()
+  if (CPU_PROF !== undefined) {
+    const requests = Object.fromEntries([...servers].map(([name, server]) => [name, answered.get(server.url) ?? 0]))
+    await writeFile(join(CPU_PROF, 'requests.json'), JSON.stringify(requests))
+  }
   await emulator.close()
   redis?.process.kill()
 }
@@ -155,27 +196,61 @@ for (const [name, measured] of rounds) {
   if (failures > 0) notes.push(`${name}: ${failures} requests failed (non-2xx, errors or timeouts); its figures are not comparable.`)
 }
 
+/** Median over the rounds of `of(round)`, or undefined when a variant it needs did not run. */
+function overRounds (names: string[], of: (...costs: number[]) => number): number | undefined {
+  const measured = names.map((name) => rounds.get(name))
+  if (measured.some((m) => m === undefined)) return undefined
+  return median((measured[0] as Round[]).map((_, i) => of(...measured.map((m) => (m as Round[])[i]?.cpuPerRequest as number))))
+}
+
+// The targets of the hot path, each judged on per-round figures (servers measured moments apart).
+const targets: Array<{ target: string, value: number | undefined, shown: (value: number) => string, met: (value: number) => boolean }> = [
+  { target: 'A ≤ 1.10 × B', value: overRounds(['A', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.10 },
+  { target: 'A + limits, memory store ≤ 1.20 × B', value: overRounds(['A+memory', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.20 },
+  { target: 'A + limits, Redis store ≤ 1.50 × B', value: overRounds(['A+Redis', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.50 },
+  { target: 'C ≥ 4 × A', value: overRounds(['C', 'A'], (c, a) => c / a), shown: (v) => `${v.toFixed(2)} × A`, met: (v) => v >= 4 },
+  {
+    // What logging at info adds to A (Fastify's two lines and the plugin's success line) less what it adds to B (the same two and one line of B's own).
+    target: 'logging at info costs A no more than B, whose handler logs one line',
+    value: overRounds(['A+log', 'A', 'B+log', 'B'], (aLog, a, bLog, b) => (aLog - a) - (bLog - b)),
+    shown: (v) => `A's logging ${v <= 0 ? '' : '+'}${v.toFixed(1)} µs/req against B's`,
+    met: (v) => v <= 0
+  }
+]
+const targetLines = targets.filter(({ value }) => value !== undefined).map(({ target, value, shown, met }) =>
+  `| ${target} | ${shown(value as number)} | ${met(value as number) ? 'yes' : 'no'} |`)
+
 const cpuList = cpus()
+const setup = [
+  `${ROUNDS} rounds of ${DURATION} s per variant, each after ${WARMUP} s of warmup and one unmeasured pass of ${DURATION} s`,
+  RATE > 0 ? `${RATE} requests/s offered to each server` : 'as many requests as each server answers',
+  `${CONNECTIONS} connections, all on 127.0.0.1`,
+  PIN === undefined ? 'servers not pinned to a CPU' : `each server alone on CPU ${PIN.server}, the emulator, Redis and autocannon on CPUs ${PIN.rest}`
+]
 const markdown = `# Benchmarks
 
-Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${cpuList.length} CPUs (${cpuList[0]?.model.trim()}), \
-${ROUNDS} rounds of ${DURATION} s per variant (after ${WARMUP} s of warmup), ${CONNECTIONS} connections, all on 127.0.0.1.
+Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${cpuList.length} CPUs (${cpuList[0]?.model.trim()}); \
+${setup.join('; ')}.
 
 ${lines.join('\n')}
 ${notes.map((note) => `\n- ${note}`).join('')}
-**How to read it.** Each server runs in its own process and measures the CPU time (user + system)
-it spends during the measured seconds; divided by the requests it answered, that is the server's
-own cost per request, the headline figure. × B is that cost over the floor B's (a plain Fastify
-route, one undici \`Pool.request\`, no schemas), taken round by round (the variants take turns,
-so each round's ratio compares servers measured moments apart), median over the rounds. req/s and
-the latency percentiles (autocannon, whole milliseconds) are medians over the rounds too, but the
-emulator, the load generator and Redis share the CPUs with the server: where they set the pace,
-every variant is held to about the same req/s, so compare servers by CPU per request. Other work
-on the machine inflates every figure, CPU per request included; a wide min–max range calls for a
-longer run (\`BENCH_ROUNDS\`, \`BENCH_DURATION\`) on a quieter machine. A is the plugin as
-installed (\`dist/\`), \`{ origin, agent, baseUrl, metadata }\`, logging off; its limits variants
-give each request its own key, so nothing is refused. C calls \`fetch\` per request, as the seed
-does. Every variant sends the emulator the same body, with the same metadata.
+${targetLines.length === 0 ? '' : `\n| target | median over the rounds | met |\n| --- | ---: | --- |\n${targetLines.join('\n')}\n`}
+**How to read it.** Each server runs in its own process and measures the CPU time (user + system,
+its GC threads included) it spends during the measured seconds; divided by the requests it
+answered, that is the server's own cost per request, the headline figure. × B is that cost over
+the floor B's (a plain Fastify route, one undici \`Pool.request\`, no schemas), taken round by
+round (the variants take turns, so each round's ratio compares servers measured moments apart),
+median over the rounds; the targets are judged the same way. req/s and the latency percentiles
+(autocannon, whole milliseconds) are medians over the rounds too, but the emulator and the load
+generator set the pace as much as the server does, so compare servers by CPU per request. Other
+work on the machine inflates every figure; a wide min–max range calls for a longer run
+(\`BENCH_ROUNDS\`, \`BENCH_DURATION\`) on a quieter machine. A is the plugin as installed
+(\`dist/\`), \`{ origin, agent, baseUrl, metadata }\`, logging off; its limits variants give each
+request its own key, so nothing is refused and every slot is held 10 s. C calls \`fetch\` per
+request, as the seed does. Every variant sends the emulator the same body, with the same
+metadata. The logging variants write at \`info\` to /dev/null through pino's own destination:
+Fastify's two lines per request in both, the plugin's success line in A, and one line with the
+same fields in B's handler.
 `
 console.log(`\n${markdown}`)
 await writeFile(new URL('RESULTS.md', import.meta.url), markdown)

@@ -1,7 +1,10 @@
 // The servers under test, one entry each. The runner (bench/run.ts) measures them in this order;
 // each runs in its own process (bench/child.ts). To add one (the plugin with session tracking,
 // with a quota, ...), add an entry whose `setup` registers `POST /voice-token` on `app`.
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import { Pool } from 'undici'
@@ -26,6 +29,8 @@ export interface Variant {
   label: string
   /** Needs `upstreams.redis`: skipped, with a note, without a redis-server. */
   redis?: boolean
+  /** Fastify's logger at `info`, written to /dev/null (pino's own destination); off otherwise. */
+  logging?: boolean
   /** Registers the route; resolves to what closes the variant's own clients. */
   setup: (app: FastifyInstance, upstreams: Upstreams) => Promise<() => Promise<void>>
 }
@@ -64,8 +69,26 @@ function replyOf (session: UpstreamSession): Record<string, unknown> {
   }
 }
 
-async function registerPlugin (app: FastifyInstance, oshara: string, extra: Partial<OsharaVoiceOwnClientOptions> = {}): Promise<void> {
-  await app.register(osharaVoice, { origin: ORIGIN, agent: AGENT, baseUrl: oshara, metadata: userContext, ...extra })
+async function registerPlugin (app: FastifyInstance, oshara: string, extra: Partial<OsharaVoiceOwnClientOptions> = {}, plugin = osharaVoice): Promise<void> {
+  await app.register(plugin, { origin: ORIGIN, agent: AGENT, baseUrl: oshara, metadata: userContext, ...extra })
+}
+
+/** `BENCH_BASELINE`: another checkout of this package, built (`npm run build`), measured beside this one. */
+const BASELINE = process.env.BENCH_BASELINE
+/** The baseline's commit when it is a git checkout, else its folder. */
+const BASELINE_NAME = BASELINE === undefined ? '' : commitOf(BASELINE)
+
+function commitOf (folder: string): string {
+  try {
+    return `commit ${execFileSync('git', ['-C', folder, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()}`
+  } catch {
+    return folder
+  }
+}
+
+async function baselinePlugin (): Promise<typeof osharaVoice> {
+  const url = pathToFileURL(join(BASELINE as string, 'dist/esm/index.js')).href
+  return (await import(url) as { default: typeof osharaVoice }).default
 }
 
 let nextKey = 0
@@ -73,6 +96,24 @@ let nextKey = 0
 const spreadLimits = { concurrency: 1000, key: () => `user-${nextKey++}`, holdMs: 10_000 }
 
 const nothing = async (): Promise<void> => {}
+
+/** B: one undici `Pool.request`, no schemas; `logLine`: it logs what the plugin's success line says. */
+async function floor (app: FastifyInstance, { oshara }: Upstreams, logLine: boolean): Promise<() => Promise<void>> {
+  const pool = new Pool(oshara)
+  const headers = ['content-type', 'application/json', 'accept', 'application/json', 'origin', ORIGIN, 'user-agent', `fastify-oshara-voice/${VERSION}`]
+  app.post(ROUTE, async (request, reply) => {
+    const started = logLine ? Date.now() : 0
+    const response = await pool.request({ path: SESSION_PATH, method: 'POST', headers: [...headers, 'x-request-id', randomUUID()], body: upstreamBody(request) })
+    if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`)
+    const session = await response.body.json() as UpstreamSession
+    if (logLine) {
+      request.log.info({ requestId: request.id, session_id: session.session_id, agent: AGENT, attempts: 1, durationMs: Date.now() - started }, 'session created')
+    }
+    reply.header('cache-control', 'no-store')
+    return replyOf(session)
+  })
+  return () => pool.close()
+}
 
 export const VARIANTS: Record<string, Variant> = {
   A: {
@@ -128,21 +169,42 @@ export const VARIANTS: Record<string, Variant> = {
       return async () => { await client.quit() }
     }
   },
-  B: {
-    label: 'B: undici Pool.request (floor)',
+  'A+log': {
+    label: 'A, logging at info',
+    logging: true,
     setup: async (app, { oshara }) => {
-      const pool = new Pool(oshara)
-      const headers = ['content-type', 'application/json', 'accept', 'application/json', 'origin', ORIGIN, 'user-agent', `fastify-oshara-voice/${VERSION}`]
-      app.post(ROUTE, async (request, reply) => {
-        const response = await pool.request({ path: SESSION_PATH, method: 'POST', headers: [...headers, 'x-request-id', randomUUID()], body: upstreamBody(request) })
-        if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`)
-        const session = await response.body.json() as UpstreamSession
-        reply.header('cache-control', 'no-store')
-        return replyOf(session)
-      })
-      return () => pool.close()
+      await registerPlugin(app, oshara)
+      return nothing
     }
   },
+  B: {
+    label: 'B: undici Pool.request (floor)',
+    setup: async (app, upstreams) => floor(app, upstreams, false)
+  },
+  'B+log': {
+    // Fastify's two lines per request, as in A, and one line of B's own with the fields of A's success line.
+    label: 'B, logging at info, one line of its own',
+    logging: true,
+    setup: async (app, upstreams) => floor(app, upstreams, true)
+  },
+  ...(BASELINE === undefined
+    ? {}
+    : {
+      'A@baseline': {
+        label: `A, as built at ${BASELINE_NAME}`,
+        setup: async (app, { oshara }) => {
+          await registerPlugin(app, oshara, {}, await baselinePlugin())
+          return nothing
+        }
+      },
+      'A+memory@baseline': {
+        label: `A + limits, memory store, as built at ${BASELINE_NAME}`,
+        setup: async (app, { oshara }) => {
+          await registerPlugin(app, oshara, { limits: spreadLimits }, await baselinePlugin())
+          return nothing
+        }
+      }
+    } satisfies Record<string, Variant>),
   C: {
     label: 'C: fetch per request (seed)',
     setup: async (app, { oshara }) => {

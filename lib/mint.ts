@@ -83,13 +83,13 @@ async function reserve (limiter: SessionLimiter, tracker: SessionTracker | undef
  * first, and a refusal says to come back within `maxCheckIntervalMs` (not when the oldest slot's
  * hold ends, hours away): the call may end any time, and the next try looks again.
  */
-async function acquire (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
-  try {
-    return await limiter.acquire(key, log)
-  } catch (error) {
-    if (tracker === undefined || !(error instanceof OsharaSessionLimitError)) throw error
+function acquire (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
+  const pending = limiter.acquire(key, log)
+  if (tracker === undefined) return pending
+  return pending.catch(async (error: unknown) => {
+    if (!(error instanceof OsharaSessionLimitError)) throw error
     if (error.scope === 'key' && await tracker.reclaim(key)) return await limiter.acquire(key, log)
     error.retryAfterMs = Math.min(error.retryAfterMs as number, tracker.retryAfterCapMs)
     throw error
-  }
+  })
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { install } from '@sinonjs/fake-timers'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import osharaVoice, { MemoryQuotaStore, RedisQuotaStore } from '../lib/index.js'
 import { buildApp, logCapture, postToken, registerPublicError } from './helpers/app.js'
@@ -76,6 +76,20 @@ t.test('a per-request budget (free vs pro) gives each user their own', async (t)
   t.equal((await postToken(app, undefined, as('free-user'))).statusCode, 429)
   for (let i = 0; i < 3; i++) t.equal((await postToken(app, undefined, as('pro-user', { 'x-plan': 'pro' }))).statusCode, 200)
   t.equal((await postToken(app, undefined, as('pro-user', { 'x-plan': 'pro' }))).statusCode, 429)
+})
+
+t.test('budgets can be functions of the request, read per request in their own units, beside fixed ones', async (t) => {
+  const emulator = await startEmulator(t)
+  const pro = (request: FastifyRequest): boolean => request.headers['x-plan'] === 'pro'
+  const app = await buildApp(t, emulator, {
+    apiKey: API_KEY,
+    quota: { key: byUser, window: 'day', sessions: (request) => pro(request) ? 4 : 1, minutes: async (request) => pro(request) ? 90 : 10, costUsd: 2.5 }
+  })
+  const free = await postToken(app, undefined, as('ann'))
+  t.match(free.headers['ratelimit-policy'], /^"sessions";q=1;w=86400, "minutes";q=10;w=86400, "cost";q=2.5;w=86400$/)
+  const paid = await postToken(app, undefined, as('bob', { 'x-plan': 'pro' }))
+  t.match(paid.headers['ratelimit-policy'], /^"sessions";q=4;w=86400, "minutes";q=90;w=86400, "cost";q=2.5;w=86400$/)
+  t.match(paid.headers.ratelimit, /^"sessions";r=3;t=\d+, "minutes";r=90;t=\d+, "cost";r=2.5;t=\d+$/)
 })
 
 t.test('a short numeric window resets', async (t) => {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { EventEmitter } from 'node:events'
 import type { ValueError } from '@sinclair/typebox/errors'
 import { Pool, type Dispatcher } from 'undici'
 import {
@@ -312,30 +311,33 @@ class SessionClient implements OsharaClient {
     const abort = new AttemptAbort()
     const timer = setTimeout(abortOnTimeout, timeoutMs, abort)
     signal?.addEventListener('abort', abort.onCallerAbort)
-    const result = await this.exchange(endpoint, requestId, abort).catch((cause: unknown): AttemptFailure => ({
-      error: thrownError(cause, abort, timeoutMs, requestId), serverDelay: undefined
-    }))
+    let result: T | AttemptFailure
+    try {
+      const response = await this.dispatcher.request({
+        origin: this.config.upstreamOrigin,
+        path: endpoint.path,
+        method: endpoint.method,
+        headers: [...endpoint.headers, 'x-request-id', requestId],
+        body: endpoint.body,
+        signal: abort
+      })
+      const text = await readBody(response.body, response.headers['content-length'])
+      result = this.outcome(endpoint, response.statusCode, response.headers, text)
+    } catch (cause) {
+      result = { error: thrownError(cause, abort, timeoutMs, requestId), serverDelay: undefined }
+    }
     clearTimeout(timer)
     signal?.removeEventListener('abort', abort.onCallerAbort)
     return result
   }
 
-  private async exchange<T> (endpoint: Endpoint<T>, requestId: string, signal: AttemptAbort): Promise<T | AttemptFailure> {
-    const response = await this.dispatcher.request({
-      origin: this.config.upstreamOrigin,
-      path: endpoint.path,
-      method: endpoint.method,
-      headers: [...endpoint.headers, 'x-request-id', requestId],
-      body: endpoint.body,
-      signal
-    })
-    const text = await readBody(response.body, response.headers['content-length'])
-    const status = response.statusCode
+  /** What a response means: the parsed value, or why the attempt failed. */
+  private outcome<T> (endpoint: Endpoint<T>, status: number, headers: Dispatcher.ResponseData['headers'], text: string | undefined): T | AttemptFailure {
     if (status >= 200 && status < 300) {
       const value = text === undefined ? badResponse('body over 1 MiB', status) : endpoint.parse(text, status)
       return value instanceof Error ? { error: value, serverDelay: undefined } : value
     }
-    const serverDelay = serverDelayMs(response.headers, Date.now())
+    const serverDelay = serverDelayMs(headers, Date.now())
     const secrets = callSecrets(this.config.apiKey, endpoint.body)
     return { error: classifyStatus(status, text ?? '', serverDelay, endpoint.context, secrets), serverDelay }
   }
@@ -376,18 +378,29 @@ function sessionLookedUp (context: OsharaSessionLookupMessage, summary: OsharaSe
 }
 
 /**
- * Aborts one attempt, on its timeout or the caller's abort. undici accepts an EventEmitter
- * with `aborted`/`reason` as a signal: far cheaper than an AbortController per attempt.
+ * Aborts one attempt, on its timeout or the caller's abort. undici accepts any object with
+ * `aborted`, `reason` and `addEventListener` as a signal, and adds one listener per request:
+ * far cheaper than an AbortController, or an EventEmitter, per attempt.
  */
-class AttemptAbort extends EventEmitter {
+class AttemptAbort {
   aborted = false
-  reason: symbol | undefined
+  reason: symbol | undefined = undefined
   readonly onCallerAbort = (): void => this.abort(ABORTED)
+  #listeners: Array<() => void> = []
+
+  addEventListener (_type: 'abort', listener: () => void): void {
+    this.#listeners.push(listener)
+  }
+
+  removeEventListener (_type: 'abort', listener: () => void): void {
+    const index = this.#listeners.indexOf(listener)
+    if (index !== -1) this.#listeners.splice(index, 1)
+  }
 
   abort (reason: symbol): void {
     this.aborted = true
     this.reason = reason
-    this.emit('abort')
+    for (const listener of this.#listeners.splice(0)) listener()
   }
 }
 
@@ -435,14 +448,18 @@ function aborted (requestId: string, attempts: number): OsharaAbortedError {
 }
 
 /** Reads the whole body as text, or undefined when it is over 1 MiB (the rest is not read). */
-async function readBody (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string | undefined> {
+function readBody (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string | undefined> {
   const declared = Number(contentLength)
   if (declared > MAX_BODY_BYTES) {
     body.destroy()
-    return undefined
+    return Promise.resolve(undefined)
   }
   // A declared length within the cap is enforced by undici itself: read it in one go.
-  if (declared >= 0) return await body.text()
+  return declared >= 0 ? body.text() : readCapped(body)
+}
+
+/** A body of no declared length, read chunk by chunk up to the cap. */
+async function readCapped (body: Dispatcher.ResponseData['body']): Promise<string | undefined> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {

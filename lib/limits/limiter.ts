@@ -2,7 +2,7 @@ import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
 import { publishStoreError } from '../observability/channels.js'
 import { MemorySessionStore } from './memory-store.js'
-import { direct, storeFailure, withTimeout } from './store-call.js'
+import { storeFailure, withTimeout } from './store-call.js'
 import type { AcquireResult, SessionStore, TrackingSessionStore } from './store.js'
 
 /** What binding needs to know when sessions are tracked. */
@@ -35,11 +35,12 @@ export const STORE_RETRY_AFTER_MS = 5000
 /** The concurrent-session limiter: reserve, bind, release, over a `SessionStore`. */
 export class SessionLimiter {
   readonly config: LimiterConfig
-  private readonly bounded: <T>(operation: () => Promise<T>, timeoutMs: number, onLate?: (value: T) => void) => Promise<T>
+  /** Undefined for the in-process store, which cannot hang: it is awaited with no timer. */
+  readonly #timeoutMs: number | undefined
 
   constructor (config: LimiterConfig) {
     this.config = config
-    this.bounded = config.store instanceof MemorySessionStore ? direct : withTimeout
+    this.#timeoutMs = config.store instanceof MemorySessionStore ? undefined : config.storeTimeoutMs
   }
 
   /**
@@ -49,14 +50,14 @@ export class SessionLimiter {
    * A slot the store grants after `storeTimeoutMs` belongs to nobody: it is released at once.
    */
   async acquire (key: string, log: Logger): Promise<string | undefined> {
-    const { store, concurrency, global, pendingMs, storeTimeoutMs } = this.config
-    const releaseLate = (late: AcquireResult): void => {
-      // release() logs its own failure and never rejects.
-      if (late.ok) this.release(late.slotId, log)
-    }
+    const { store, concurrency, global, pendingMs } = this.config
+    const timeoutMs = this.#timeoutMs
     let result
     try {
-      result = await this.bounded(() => store.acquire({ key, concurrency, global, pendingMs }), storeTimeoutMs, releaseLate)
+      const pending = store.acquire({ key, concurrency, global, pendingMs })
+      // A slot granted too late is released at once (release() logs its own failure, never rejects).
+      const releaseLate = timeoutMs === undefined ? undefined : (late: AcquireResult): void => { if (late.ok) this.release(late.slotId, log) }
+      result = await withTimeout(pending, timeoutMs, releaseLate)
     } catch (cause) {
       publishStoreError('limiter', 'acquire', cause)
       if (this.config.onStoreError === 'allow') {
@@ -85,9 +86,10 @@ export class SessionLimiter {
     const holdMs = this.config.holdMs ?? tracking?.holdMs ?? expiresInSeconds * 1000
     const store = this.config.store as TrackingSessionStore
     try {
-      await this.bounded(() => tracking === undefined
+      const pending = tracking === undefined
         ? store.bind(slotId, sessionId, holdMs)
-        : store.bind(slotId, sessionId, holdMs, { firstCheckMs: tracking.firstCheckMs }), this.config.storeTimeoutMs)
+        : store.bind(slotId, sessionId, holdMs, { firstCheckMs: tracking.firstCheckMs })
+      await withTimeout(pending, this.#timeoutMs)
     } catch (cause) {
       publishStoreError('limiter', 'bind', cause)
       // The reservation still expires after pendingMs, so nothing leaks for long.
@@ -98,7 +100,7 @@ export class SessionLimiter {
   /** Frees a reservation after a failed mint. Never throws: a failure only shortens nothing, it is logged. */
   async release (slotId: string, log: Logger): Promise<void> {
     try {
-      await this.bounded(() => this.config.store.release(slotId), this.config.storeTimeoutMs)
+      await withTimeout(this.config.store.release(slotId), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('limiter', 'release', cause)
       log.warn(storeFailure(cause), 'oshara: session store failed to release a slot; it frees when it expires')
@@ -108,7 +110,7 @@ export class SessionLimiter {
   /** Frees the slot of `sessionId` (only `key`'s, when given). Rejects with `FST_OSHARA_UNAVAILABLE` when the store fails. */
   async releaseSession (sessionId: string, key?: string): Promise<boolean> {
     try {
-      return await this.bounded(() => this.config.store.releaseSession(sessionId, key), this.config.storeTimeoutMs)
+      return await withTimeout(this.config.store.releaseSession(sessionId, key), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('limiter', 'releaseSession', cause)
       throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {

@@ -96,7 +96,8 @@ class ExpiryHeap<Item extends Expiring> {
  * (use `RedisSessionStore` when several app instances share a limit). It also backs session
  * tracking (`TrackingStore`), for this process's trackers.
  *
- * Layout: slots by id, by key (a small array, at most `concurrency` long) and by bound
+ * Layout: slots by id, by key (the slot itself, or a small array, at most `concurrency` long,
+ * when the key holds several: one object less to keep per user in the common case) and by bound
  * session id, plus one min-heap of all slots ordered by expiry. Every call first drops the
  * slots that have expired (from the top of the heap), so no timer runs per slot, the global
  * count is the number of live slots, and nothing is kept for a freed or expired slot once
@@ -113,7 +114,8 @@ class ExpiryHeap<Item extends Expiring> {
  */
 export class MemorySessionStore implements SessionStore, TrackingStore {
   readonly #slots = new Map<string, Slot>()
-  readonly #slotsByKey = new Map<string, Slot[]>()
+  /** A key's one slot, or its slots when it holds several: most keys hold one, and need no array. */
+  readonly #slotsByKey = new Map<string, Slot | Slot[]>()
   readonly #slotsBySession = new Map<string, Slot>()
   readonly #expiry = new ExpiryHeap<Slot>()
   readonly #entries = new Map<string, Entry>()
@@ -129,8 +131,8 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   async acquire ({ key, concurrency, global, pendingMs }: SlotRequest): Promise<AcquireResult> {
     const now = this.#dropExpired()
     const held = this.#slotsByKey.get(key)
-    if ((held?.length ?? 0) >= concurrency) {
-      return { ok: false, scope: 'key', retryAfterMs: msUntil(earliestExpiry(held), now) }
+    if (countOf(held) >= concurrency) {
+      return { ok: false, scope: 'key', retryAfterMs: msUntil(earliestExpiry(listOf(held)), now) }
     }
     if (global !== undefined && this.#slots.size >= global) {
       return { ok: false, scope: 'global', retryAfterMs: msUntil(this.#expiry.first()?.expiresAt, now) }
@@ -229,7 +231,7 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   async sessionsOf (key: string): Promise<string[]> {
     this.#dropExpired()
     const sessionIds: string[] = []
-    for (const slot of this.#slotsByKey.get(key) ?? []) {
+    for (const slot of listOf(this.#slotsByKey.get(key))) {
       const { sessionId } = slot
       if (sessionId !== undefined && this.#slotsBySession.get(sessionId) === slot && this.#entries.has(sessionId)) sessionIds.push(sessionId)
     }
@@ -269,10 +271,11 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
     return now
   }
 
-  #add (slot: Slot, held: Slot[] | undefined): void {
+  #add (slot: Slot, held: Slot | Slot[] | undefined): void {
     this.#slots.set(slot.id, slot)
-    if (held === undefined) this.#slotsByKey.set(slot.key, [slot])
-    else held.push(slot)
+    if (held === undefined) this.#slotsByKey.set(slot.key, slot)
+    else if (Array.isArray(held)) held.push(slot)
+    else this.#slotsByKey.set(slot.key, [held, slot])
     this.#expiry.push(slot)
   }
 
@@ -284,7 +287,11 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   }
 
   #removeFromKey (slot: Slot): void {
-    const held = this.#slotsByKey.get(slot.key) as Slot[]
+    const held = this.#slotsByKey.get(slot.key) as Slot | Slot[]
+    if (!Array.isArray(held)) {
+      this.#slotsByKey.delete(slot.key)
+      return
+    }
     const last = held.pop() as Slot
     if (last !== slot) held[held.indexOf(slot)] = last
     if (held.length === 0) this.#slotsByKey.delete(slot.key)
@@ -303,7 +310,15 @@ function view (entry: Entry, now: number): TrackedSession {
   return { sessionId, key, ageMs: now - entry.trackedAt, checks, ended, deliveries }
 }
 
-function earliestExpiry (slots: readonly Slot[] = []): number | undefined {
+function countOf (held: Slot | Slot[] | undefined): number {
+  return held === undefined ? 0 : Array.isArray(held) ? held.length : 1
+}
+
+function listOf (held: Slot | Slot[] | undefined): readonly Slot[] {
+  return held === undefined ? [] : Array.isArray(held) ? held : [held]
+}
+
+function earliestExpiry (slots: readonly Slot[]): number | undefined {
   let earliest: number | undefined
   for (const slot of slots) {
     if (earliest === undefined || slot.expiresAt < earliest) earliest = slot.expiresAt

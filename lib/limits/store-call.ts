@@ -2,19 +2,20 @@
 
 const STORE_TIMEOUT = Symbol('store timeout')
 /**
- * Runs `operation` against the store, failing after `timeoutMs` (a down Redis can queue commands
+ * `pending`, a store's answer, failing after `timeoutMs` (a down Redis can queue commands
  * forever). Once the timeout has answered, the store's late answer goes to `onLate` and a late
- * failure is dropped: nobody waits for either any more.
+ * failure is dropped: nobody waits for either any more. `timeoutMs` undefined: the in-process
+ * stores cannot hang, and their answer is awaited as it is, with no timer.
  */
-export function withTimeout<T> (operation: () => Promise<T>, timeoutMs: number, onLate?: (value: T) => void): Promise<T> {
+export function withTimeout<T> (pending: Promise<T>, timeoutMs: number | undefined, onLate?: (value: T) => void): Promise<T> {
+  if (timeoutMs === undefined) return pending
   return new Promise<T>((resolve, reject) => {
-    const pending = Promise.resolve(operation())
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
       reject(STORE_TIMEOUT)
     }, timeoutMs)
-    pending.then((value) => {
+    Promise.resolve(pending).then((value) => {
       if (!timedOut) {
         clearTimeout(timer)
         resolve(value)
@@ -38,9 +39,4 @@ export function storeFailure (cause: unknown): Record<string, unknown> {
 export function storeErrorMessage (cause: unknown): string {
   if (cause === STORE_TIMEOUT) return 'timeout'
   return cause instanceof Error ? cause.message : String(cause)
-}
-
-/** The in-process store cannot hang: it is called directly, without a timer per operation. */
-export async function direct<T> (operation: () => Promise<T>): Promise<T> {
-  return await operation()
 }

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { callbackFailure } from '../app-callback.js'
 import type { OsharaSessionSummary } from '../client/summaries.js'
 import { OsharaQuotaExceededError, OsharaUnavailableError } from '../errors.js'
-import { direct, storeFailure, withTimeout } from '../limits/store-call.js'
+import { storeFailure, withTimeout } from '../limits/store-call.js'
 import { type OsharaQuotaMessage, publishStoreError, quotaChannel } from '../observability/channels.js'
 import { MemoryQuotaStore } from './memory-quota-store.js'
 import type { ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota-store.js'
@@ -60,12 +60,19 @@ export function usdToMicros (value: unknown): number {
  */
 export class UsageQuota {
   readonly config: QuotaConfig
-  readonly #bounded: <T>(operation: () => Promise<T>, timeoutMs: number) => Promise<T>
+  /** Undefined for the in-process store, which cannot hang. */
+  readonly #timeoutMs: number | undefined
+  /** The budgets when none is a function of the request: the same for every request, made once. */
+  readonly #fixedBudgets: QuotaBudgets | undefined
   #window: WindowSpan | undefined
 
   constructor (config: QuotaConfig) {
     this.config = config
-    this.#bounded = config.store instanceof MemoryQuotaStore ? direct : withTimeout
+    this.#timeoutMs = config.store instanceof MemoryQuotaStore ? undefined : config.storeTimeoutMs
+    const { sessions, minutes, costUsd } = config
+    if (typeof sessions !== 'function' && typeof minutes !== 'function' && typeof costUsd !== 'function') {
+      this.#fixedBudgets = Object.freeze(budgetsOf(sessions, minutes, costUsd))
+    }
   }
 
   /** Minutes or cost are budgeted: sessions must be tracked until they end. */
@@ -79,11 +86,11 @@ export class UsageQuota {
    * `FST_OSHARA_UNAVAILABLE` when the store failed and `'deny'`.
    */
   async take (request: FastifyRequest, key: string): Promise<QuotaTicket | undefined> {
-    const budgets = await this.#budgets(request)
+    const budgets = this.#fixedBudgets ?? await this.#budgets(request)
     const span = this.#currentWindow(Date.now())
     let result: ConsumeResult
     try {
-      result = await this.#bounded(() => this.config.store.consume({ key, window: span.id, ttlMs: this.#ttl(span), budgets }), this.config.storeTimeoutMs)
+      result = await withTimeout(this.config.store.consume({ key, window: span.id, ttlMs: this.#ttl(span), budgets }), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('quota', 'consume', cause)
       return this.#storeFailed(cause, request.log)
@@ -102,7 +109,7 @@ export class UsageQuota {
   /** A failed mint: the session does not count. Never throws: a failure is logged. */
   async giveBack (ticket: QuotaTicket, log: FastifyBaseLogger): Promise<void> {
     try {
-      await this.#bounded(() => this.config.store.refund(ticket.key, ticket.span.id), this.config.storeTimeoutMs)
+      await withTimeout(this.config.store.refund(ticket.key, ticket.span.id), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('quota', 'refund', cause)
       log.warn(storeFailure(cause), 'oshara: quota store failed to give back a session that was not minted')
@@ -115,7 +122,7 @@ export class UsageQuota {
     const span = windowAt(this.config.window, Number.isNaN(started) ? Date.now() : started)
     const ended = { seconds: Math.max(0, Math.ceil(Number(summary.session_duration_seconds) || 0)), costMicros: usdToMicros(summary.estimated_cost_usd) }
     try {
-      await this.#bounded(() => this.config.store.record(key, span.id, ended, this.#ttl(span)), this.config.storeTimeoutMs)
+      await withTimeout(this.config.store.record(key, span.id, ended, this.#ttl(span)), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('quota', 'record', cause)
       log.error({ ...storeFailure(cause), session_id: summary.session_id, ...ended }, 'oshara: quota store failed to count an ended session\'s minutes and cost')
@@ -127,7 +134,7 @@ export class UsageQuota {
     const span = this.#currentWindow(Date.now())
     let usage: QuotaUsage
     try {
-      usage = await this.#bounded(() => this.config.store.usage(key, span.id), this.config.storeTimeoutMs)
+      usage = await withTimeout(this.config.store.usage(key, span.id), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('quota', 'usage', cause)
       throw new OsharaUnavailableError('Voice usage is temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
@@ -160,13 +167,11 @@ export class UsageQuota {
     const { sessions, minutes, costUsd } = this.config
     let step = 'quota.sessions'
     try {
-      const budgets: QuotaBudgets = {}
-      if (sessions !== undefined) budgets.sessions = await budgetOf(sessions, request)
+      const sessionsBudget = sessions === undefined ? undefined : await budgetOf(sessions, request)
       step = 'quota.minutes'
-      if (minutes !== undefined) budgets.seconds = Math.round(await budgetOf(minutes, request) * 60)
+      const minutesBudget = minutes === undefined ? undefined : await budgetOf(minutes, request)
       step = 'quota.costUsd'
-      if (costUsd !== undefined) budgets.costMicros = usdToMicros(await budgetOf(costUsd, request))
-      return budgets
+      return budgetsOf(sessionsBudget, minutesBudget, costUsd === undefined ? undefined : await budgetOf(costUsd, request))
     } catch (error) {
       throw callbackFailure(step, error, request.log)
     }
@@ -192,6 +197,15 @@ export class UsageQuota {
     log.error(storeFailure(cause), 'oshara: quota store failed; refusing the session (onStoreError: deny)')
     throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
   }
+}
+
+/** Budgets in the store's units (seconds, micro-dollars) from the options' (sessions, minutes, US dollars). */
+function budgetsOf (sessions: number | undefined, minutes: number | undefined, costUsd: number | undefined): QuotaBudgets {
+  const budgets: QuotaBudgets = {}
+  if (sessions !== undefined) budgets.sessions = sessions
+  if (minutes !== undefined) budgets.seconds = Math.round(minutes * 60)
+  if (costUsd !== undefined) budgets.costMicros = usdToMicros(costUsd)
+  return budgets
 }
 
 async function budgetOf (budget: QuotaBudget, request: FastifyRequest): Promise<number> {

@@ -14,6 +14,8 @@ export interface BrowserPolicy {
 }
 
 const AGENT_DISPATCH_FIELDS = new Set(['agent_name', 'metadata', 'deployment'])
+/** LiveKit's fields the browser may send only empty; `room_config` is looked into instead. */
+const LIVEKIT_TOP_FIELDS = Object.keys(LIVEKIT_FIELDS).filter((field) => field !== 'room_config')
 const ROOM_CONFIG_FIELDS = new Set(['agents'])
 
 function refuse (field: string): never {
@@ -51,8 +53,8 @@ function isEmpty (value: unknown): boolean {
 /** The browser's choices from a schema-valid body: its agent (if any) and the client fields it set. */
 export function readBrowserChoices (body: Body, policy: BrowserPolicy): { agent: string | undefined, fields: Partial<SessionRequest> } {
   const fields: Partial<SessionRequest> = {}
-  for (const field of Object.keys(LIVEKIT_FIELDS)) {
-    if (field !== 'room_config' && !isEmpty(body[field])) refuse(field)
+  for (const field of LIVEKIT_TOP_FIELDS) {
+    if (!isEmpty(body[field])) refuse(field)
   }
   const dispatch = body.room_config?.agents?.[0]
   if (!isEmpty(dispatch?.metadata)) refuse('room_config.agents[0].metadata')

@@ -1,11 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preParsingHookHandler, preValidationHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { callbackFailure } from '../app-callback.js'
 import type { OsharaSession, SessionRequest } from '../client/schemas.js'
 import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
-import { type Minter, mint } from '../mint.js'
+import { type Minter, type MintOptions, mint } from '../mint.js'
 import type { PluginConfig } from '../options/normalize.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
@@ -29,30 +29,35 @@ function around<T> (theirs: T | T[] | undefined, first: T | undefined, last: T |
 
 /**
  * `Content-Type: application/json` with no body is what many fetch wrappers send. Fastify's
- * JSON parser refuses it; for these two routes only, an empty body is simply no body.
+ * JSON parser refuses it; for these two routes only, an empty body is simply no body. Done in
+ * our `onRequest` hook rather than a `preParsing` one: a route without `preParsing` hooks skips
+ * that stage altogether.
  */
-const acceptEmptyJson: preParsingHookHandler = function acceptEmptyJson (request, _reply, payload, done) {
+function acceptEmptyJson (request: FastifyRequest): void {
   const headers = request.raw.headers
   if (headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')) {
     delete headers['content-type']
   }
-  done(null, payload)
 }
 
-function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHandler {
-  return function refuseCrossSite (request, _reply, done) {
-    if (!isRefusedCrossSite(request, allowedOrigins)) return done()
+/** Our first `onRequest` hook on both routes: the cross-site check, and an empty JSON body made no body. */
+function prepareRequest (allowedOrigins: ReadonlySet<string>): onRequestHookHandler {
+  return function prepareRequest (request, _reply, done) {
+    if (!isRefusedCrossSite(request, allowedOrigins)) {
+      acceptEmptyJson(request)
+      return done()
+    }
     request.log.info({ origin: request.headers.origin, secFetchSite: request.headers['sec-fetch-site'] }, 'oshara: cross-site request refused (allowedOrigins)')
     done(new OsharaOriginNotAllowedError('Cross-site requests are not allowed.'))
   }
 }
 
 export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, minter: Minter): void {
-  const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
-  const crossSite = refuseCrossSite(config.allowedOrigins)
+  const { schema: docs, onRequest, preValidation, bodyLimit, ...hooks } = config.routeOptions
+  const prepare = prepareRequest(config.allowedOrigins)
   const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
     (request as RequestWithSignal)[kDisconnect] = new DisconnectSignal(reply)
-    crossSite.call(this, request, reply, done)
+    prepare.call(this, request, reply, done)
   }
   const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
     // The body is optional: a bare POST is an empty request, not a schema failure.
@@ -68,7 +73,6 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
     url: config.path,
     ...hooks,
     onRequest: around(onRequest, watchDisconnect, undefined),
-    preParsing: around(preParsing, undefined, acceptEmptyJson),
     preValidation: around(preValidation, undefined, refuseFields),
     bodyLimit,
     validatorCompiler: validateWithoutCoercion,
@@ -83,8 +87,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
   const deleteOptions = {
     ...hooks,
-    onRequest: around(onRequest, crossSite, undefined),
-    preParsing: around(preParsing, undefined, acceptEmptyJson),
+    onRequest: around(onRequest, prepare, undefined),
     ...(preValidation === undefined ? {} : { preValidation }),
     validatorCompiler: validateWithoutCoercion
   }
@@ -171,14 +174,17 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
     const ticket = quota === undefined ? undefined : await quota.take(request, quotaKey as string)
     let body
     try {
-      body = await mint(minter, draft, {
+      const options: MintOptions<OsharaSession> = {
         key: key ?? quotaKey,
         log: request.log,
         signal: request[kDisconnect] as DisconnectSignal,
         // One id links the app's log line, the span and Oshara's side.
         requestId: String(request.id),
-        finish: config.onSession === undefined && config.response === undefined ? replyOf : (session) => finish(config, request, session)
-      })
+        finish: undefined
+      }
+      body = config.onSession === undefined && config.response === undefined
+        ? defaultReply(await mint(minter, draft, options))
+        : await mint(minter, draft, { ...options, finish: (session) => finish(config, request, session) })
     } catch (error) {
       if (ticket !== undefined) await quota?.giveBack(ticket, request.log)
       throw error
@@ -191,10 +197,6 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
     await reportFailure(config, request, reply, error)
     throw error
   }
-}
-
-async function replyOf (session: OsharaSession): Promise<Record<string, unknown>> {
-  return defaultReply(session)
 }
 
 /** `onSession`, then the reply body (`response`); a throw here frees the session's slot. */
