@@ -250,7 +250,8 @@ request its own key, so nothing is refused and every slot is held 10 s. C calls 
 request, as the seed does. Every variant sends the emulator the same body, with the same
 metadata. The logging variants write at \`info\` to /dev/null through pino's own destination:
 Fastify's two lines per request in both, the plugin's success line in A, and one line with the
-same fields in B's handler.
+same fields in B's handler. Where each server's CPU goes, by origin (the plugin, Fastify, undici,
+Node, GC, pino) and by function: \`bench/PROFILE.md\`, from a run with \`BENCH_CPU_PROF\`.
 `
 console.log(`\n${markdown}`)
 await writeFile(new URL('RESULTS.md', import.meta.url), markdown)

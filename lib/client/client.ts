@@ -271,11 +271,7 @@ class SessionClient implements OsharaClient {
       if (!isFailure(result)) {
         if (trace !== undefined) trace.attempts = attempts
         breaker?.recordSuccess()
-        if (endpoint.agent !== undefined) {
-          log?.info({
-            requestId, session_id: (result as OsharaSession).session_id, agent: endpoint.agent, attempts, durationMs: Date.now() - started
-          }, 'oshara: session created')
-        }
+        if (endpoint.agent !== undefined && log !== undefined) logCreated(log, requestId, result as OsharaSession, endpoint.agent, attempts, started)
         return result
       }
       error = result.error
@@ -437,6 +433,11 @@ async function * pages<T> (fetchPage: (page: number) => Promise<Page<T>>): Async
     yield * results
     more = typeof next === 'string' && results.length > 0
   }
+}
+
+/** The success line of a minted session: one pino line, as a hand-written route would log. */
+function logCreated (log: OsharaLogger, requestId: string, session: OsharaSession, agent: string, attempts: number, started: number): void {
+  log.info({ requestId, session_id: session.session_id, agent, attempts, durationMs: Date.now() - started }, 'oshara: session created')
 }
 
 function isFailure<T> (result: T | AttemptFailure): result is AttemptFailure {
