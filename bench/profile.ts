@@ -37,7 +37,7 @@ function origin (url: string, name: string): string {
   if (pkg !== null) return pkg[1] as string
   if (url.includes('/dist/')) return 'the plugin (dist/)'
   if (url.startsWith('node:')) return 'Node.js (JavaScript)'
-  return 'bench/ (the route of B and C)'
+  return 'bench/ (the routes of B and C, the metadata function A calls)'
 }
 
 function short (url: string): string {

@@ -5,8 +5,9 @@
 // loopback port (from /usr/bin/redis-server; skipped with a note when it is missing).
 //
 // Environment:
-//   BENCH_ROUNDS       rounds (default 5)
-//   BENCH_DURATION     seconds measured per variant and round (default 5)
+//   BENCH_ROUNDS       rounds (default 15: many short turns, so the per-round ratios see the same
+//                      moments of a noisy machine)
+//   BENCH_DURATION     seconds measured per variant and round (default 2)
 //   BENCH_WARMUP       seconds of load before each measurement (default 1), and before the first
 //                      round, BENCH_DURATION seconds of load on each server, not measured
 //   BENCH_RATE         requests per second offered to each server (default 0: as many as it answers)
@@ -23,8 +24,8 @@ import { join } from 'node:path'
 import autocannon, { type Result } from 'autocannon'
 import { ROUTE, VARIANTS } from './variants.js'
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
-const DURATION = Number(process.env.BENCH_DURATION ?? 5)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15)
+const DURATION = Number(process.env.BENCH_DURATION ?? 2)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const RATE = Number(process.env.BENCH_RATE ?? 0)
@@ -221,6 +222,9 @@ const targetLines = targets.filter(({ value }) => value !== undefined).map(({ ta
   `| ${target} | ${shown(value as number)} | ${met(value as number) ? 'yes' : 'no'} |`)
 
 const cpuList = cpus()
+const BASELINE_ROWS = active.some((name) => name.endsWith('@baseline'))
+  ? ' Rows "as built at" are the same variants loaded from another build of the package (`BENCH_BASELINE`): before and after, in one run.'
+  : ''
 const setup = [
   `${ROUNDS} rounds of ${DURATION} s per variant, each after ${WARMUP} s of warmup and one unmeasured pass of ${DURATION} s`,
   RATE > 0 ? `${RATE} requests/s offered to each server` : 'as many requests as each server answers',
@@ -250,7 +254,7 @@ request its own key, so nothing is refused and every slot is held 10 s. C calls 
 request, as the seed does. Every variant sends the emulator the same body, with the same
 metadata. The logging variants write at \`info\` to /dev/null through pino's own destination:
 Fastify's two lines per request in both, the plugin's success line in A, and one line with the
-same fields in B's handler. Where each server's CPU goes, by origin (the plugin, Fastify, undici,
+same fields in B's handler.${BASELINE_ROWS} Where each server's CPU goes, by origin (the plugin, Fastify, undici,
 Node, GC, pino) and by function: \`bench/PROFILE.md\`, from a run with \`BENCH_CPU_PROF\`.
 `
 console.log(`\n${markdown}`)
