@@ -51,6 +51,22 @@ t.test('Content-Type: application/json with an empty body is accepted by POST an
   t.equal((await postToken(app, undefined, json)).statusCode, 200)
 })
 
+t.test('the app\'s own route hooks still see an empty JSON body\'s Content-Type, with or without preParsing hooks', async (t) => {
+  const emulator = await startEmulator(t)
+  for (const stages of [['onRequest'], ['onRequest', 'preParsing']]) {
+    const seen: string[] = []
+    const routeOptions = Object.fromEntries(stages.map((stage) => [stage, async (request: { url: string, headers: Record<string, unknown> }) => {
+      seen.push(`${stage} ${request.url.split('/')[1]} ${String(request.headers['content-type'])}`)
+    }]))
+    const app = await buildApp(t, emulator, { limits: { concurrency: 1, key: () => 'user-1' }, routeOptions })
+    const json = { 'content-type': 'application/json' }
+    const minted = await app.inject({ method: 'POST', url: '/voice-token', headers: json })
+    t.equal(minted.statusCode, 200, stages.join(' + '))
+    t.equal((await app.inject({ method: 'DELETE', url: `/voice-token/${minted.json().session_id as string}`, headers: json })).statusCode, 204)
+    t.same(seen, [...stages, ...stages].map((stage) => `${stage} voice-token application/json`), stages.join(' + '))
+  }
+})
+
 t.test('the app\'s other routes still refuse an empty JSON body', async (t) => {
   const emulator = await startEmulator(t)
   const app = Fastify()

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preValidationHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preParsingHookHandler, preValidationHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { callbackFailure } from '../app-callback.js'
@@ -19,6 +19,8 @@ const validateWithoutCoercion = TypeBoxValidatorCompiler as FastifySchemaCompile
 
 type RequestWithSignal = FastifyRequest & { [kDisconnect]: DisconnectSignal | null }
 
+type RouteHooks = PluginConfig['routeOptions']
+
 /** Route hooks given by the user come after ours (`first`) or before ours (`last`). */
 function around<T> (theirs: T | T[] | undefined, first: T | undefined, last: T | undefined): T[] {
   const list = theirs === undefined ? [] : Array.isArray(theirs) ? [...theirs] : [theirs]
@@ -29,35 +31,49 @@ function around<T> (theirs: T | T[] | undefined, first: T | undefined, last: T |
 
 /**
  * `Content-Type: application/json` with no body is what many fetch wrappers send. Fastify's
- * JSON parser refuses it; for these two routes only, an empty body is simply no body. Done in
- * our `onRequest` hook rather than a `preParsing` one: a route without `preParsing` hooks skips
- * that stage altogether.
+ * JSON parser refuses it; for these two routes only, an empty body is simply no body.
  */
-function acceptEmptyJson (request: FastifyRequest): void {
+function dropEmptyJsonType (request: FastifyRequest): void {
   const headers = request.raw.headers
   if (headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')) {
     delete headers['content-type']
   }
 }
 
-/** Our first `onRequest` hook on both routes: the cross-site check, and an empty JSON body made no body. */
-function prepareRequest (allowedOrigins: ReadonlySet<string>): onRequestHookHandler {
-  return function prepareRequest (request, _reply, done) {
-    if (!isRefusedCrossSite(request, allowedOrigins)) {
-      acceptEmptyJson(request)
-      return done()
+/**
+ * Where the empty-JSON fix runs: after the app's own `routeOptions` hooks that come before body
+ * parsing. As the last `onRequest` hook when the app gives no `preParsing` hook, so that the
+ * route has no `preParsing` stage at all; else as the last `preParsing` hook.
+ */
+function acceptEmptyJson (onRequest: RouteHooks['onRequest'], preParsing: RouteHooks['preParsing'], first: onRequestHookHandler): Pick<RouteHooks, 'onRequest' | 'preParsing'> {
+  if (preParsing === undefined) {
+    const last: onRequestHookHandler = function acceptEmptyJson (request, _reply, done) {
+      dropEmptyJsonType(request)
+      done()
     }
+    return { onRequest: around(onRequest, first, last) }
+  }
+  const last: preParsingHookHandler = function acceptEmptyJson (request, _reply, payload, done) {
+    dropEmptyJsonType(request)
+    done(null, payload)
+  }
+  return { onRequest: around(onRequest, first, undefined), preParsing: around(preParsing, undefined, last) }
+}
+
+function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHandler {
+  return function refuseCrossSite (request, _reply, done) {
+    if (!isRefusedCrossSite(request, allowedOrigins)) return done()
     request.log.info({ origin: request.headers.origin, secFetchSite: request.headers['sec-fetch-site'] }, 'oshara: cross-site request refused (allowedOrigins)')
     done(new OsharaOriginNotAllowedError('Cross-site requests are not allowed.'))
   }
 }
 
 export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, minter: Minter): void {
-  const { schema: docs, onRequest, preValidation, bodyLimit, ...hooks } = config.routeOptions
-  const prepare = prepareRequest(config.allowedOrigins)
+  const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
+  const crossSite = refuseCrossSite(config.allowedOrigins)
   const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
     (request as RequestWithSignal)[kDisconnect] = new DisconnectSignal(reply)
-    prepare.call(this, request, reply, done)
+    crossSite.call(this, request, reply, done)
   }
   const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
     // The body is optional: a bare POST is an empty request, not a schema failure.
@@ -72,7 +88,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
     method: 'POST',
     url: config.path,
     ...hooks,
-    onRequest: around(onRequest, watchDisconnect, undefined),
+    ...acceptEmptyJson(onRequest, preParsing, watchDisconnect),
     preValidation: around(preValidation, undefined, refuseFields),
     bodyLimit,
     validatorCompiler: validateWithoutCoercion,
@@ -87,7 +103,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
   const deleteOptions = {
     ...hooks,
-    onRequest: around(onRequest, prepare, undefined),
+    ...acceptEmptyJson(onRequest, preParsing, crossSite),
     ...(preValidation === undefined ? {} : { preValidation }),
     validatorCompiler: validateWithoutCoercion
   }
