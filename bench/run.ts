@@ -13,6 +13,8 @@
 //   BENCH_RATE         requests per second offered to each server (default 0: as many as it answers)
 //   BENCH_CONNECTIONS  connections (default 50)
 //   BENCH_VARIANTS     comma-separated variant names, e.g. A,B (default: every entry of bench/variants.ts)
+//   BENCH_PIN          0: servers not pinned to CPU 0 (see PIN below)
+//   BENCH_BASELINE     another built checkout of this package: its A and A + memory limiter run too
 //   BENCH_CPU_PROF     a directory: each server writes V8 CPU profiles (--cpu-prof) into a folder
 //                      of its own there as it closes; `node --import tsx bench/profile.ts <dir>` summarizes them
 import { type ChildProcess, spawn } from 'node:child_process'
