@@ -46,7 +46,8 @@ export class OsharaError extends Error {
   fix: string | undefined
 
   constructor (message: string, details: OsharaErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    // Loggers print a cause's message after ours, joined by ': ' (pino's err serializer): no '.:' glue.
+    super(details.cause === undefined ? message : message.replace(/\.$/, ''), details.cause === undefined ? undefined : { cause: details.cause })
     const type = new.target
     this.name = type.name
     const row = FAILURES[type.code]

@@ -22,7 +22,9 @@ export interface Minter {
 
 export interface MintOptions<T> {
   /** The limiter key (undefined: not limited); without a limiter, the key a tracked session is reported under. */
-  key: string | undefined
+  limiterKey: string | undefined
+  /** The quota key a tracked session's minutes and cost count against when it ends (undefined: none). */
+  quotaKey: string | undefined
   log: FastifyBaseLogger
   signal: AbortSignalLike | undefined
   /** `X-Request-Id` of the upstream call (the route's `request.id`); a random UUID when undefined. */
@@ -36,10 +38,10 @@ export interface MintOptions<T> {
  * bind the slot, run `finish`. Any failure after the reservation frees the slot; a caller
  * that is already gone reserves nothing and starts no upstream call.
  */
-export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { key, log, signal, requestId = randomUUID(), finish }: MintOptions<T>): Promise<T> {
+export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { limiterKey, quotaKey, log, signal, requestId = randomUUID(), finish }: MintOptions<T>): Promise<T> {
   const { client, limiter, tracker } = minter
   if (signal?.aborted === true) throw new OsharaAbortedError('The session request was aborted.', { requestId, outcome: 'not_created' })
-  const slot = limiter !== undefined && key !== undefined ? await reserve(limiter, tracker, key, log, requestId) : undefined
+  const slot = limiter !== undefined && limiterKey !== undefined ? await reserve(limiter, tracker, limiterKey, log, requestId) : undefined
   let session: OsharaSession
   try {
     const options: PluginCallOptions = { signal, log, requestId, [kTracing]: minter.tracing }
@@ -50,10 +52,10 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   }
   minter.stats.minted++
   if (slot !== undefined) {
-    await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log, minter.bindTracking)
+    await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log, minter.bindTracking, quotaKey)
     tracker?.tracked()
   } else {
-    await tracker?.track(session.session_id, key)
+    await tracker?.track(session.session_id, limiterKey, quotaKey)
   }
   if (finish === undefined) return session as T
   try {

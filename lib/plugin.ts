@@ -8,6 +8,7 @@ import { SessionStats } from './observability/stats.js'
 import { loadTracing } from './observability/tracing.js'
 import { normalizePluginOptions, type PluginConfig } from './options/normalize.js'
 import { registerRoutes } from './route/routes.js'
+import { checkAgentsOnReady } from './startup-check.js'
 import { SessionTracker } from './tracking/tracker.js'
 import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaVoiceOptions } from './types.js'
 
@@ -16,7 +17,7 @@ async function createSessionFor (config: PluginConfig, minter: Minter, fastify: 
   try {
     const agent = input.agent ?? config.agentSlug
     if (agent === undefined) throw new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function')
-    return await mint(minter, { ...input, agent }, { key: options.key, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
+    return await mint(minter, { ...input, agent }, { limiterKey: options.key, quotaKey: options.quotaKey, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
   } catch (error) {
     minter.stats.fail(error)
     throw error
@@ -59,6 +60,13 @@ function tracking (fastify: FastifyInstance, config: PluginConfig): Pick<Minter,
   }
 }
 
+/** The slugs known at register: `agent` when a string, and `agents`. */
+function staticSlugs (config: PluginConfig): ReadonlySet<string> {
+  const slugs = new Set(config.policy.agents)
+  if (config.agentSlug !== undefined) slugs.add(config.agentSlug)
+  return slugs
+}
+
 async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoiceOptions): Promise<void> {
   const config = normalizePluginOptions(options)
   // Nothing of OpenTelemetry is loaded unless asked for.
@@ -69,6 +77,7 @@ async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoice
     await minter.tracker?.close()
     if (config.ownsClient) await config.client.close()
   })
+  if (config.checkOnReady) checkAgentsOnReady(fastify, config.client, staticSlugs(config))
   if (config.decorator !== false) decorate(fastify, config, minter, config.decorator)
   if (!config.route) return
   warnIfOpen(fastify, config)

@@ -42,6 +42,8 @@ export interface SessionEndContext {
   sessionId: string
   /** The limiter key that held the session's slot; undefined for a session minted without one. */
   key: string | undefined
+  /** The quota key its minutes and cost counted against; undefined when no quota counted it. */
+  quotaKey: string | undefined
 }
 
 /** Session tracking: how often and how long the plugin asks Oshara whether a call has ended. */
@@ -157,6 +159,13 @@ export interface OsharaVoiceBaseOptions {
   allowedOrigins?: string[]
   /** The route is open on purpose (or authenticated by an app-wide hook): no startup warning about a missing auth hook. Default false. */
   public?: boolean
+  /**
+   * Once the app is ready, without delaying it, check each static agent slug (`agent` when a string,
+   * and `agents`) with one `GET /api/agents/{slug}/appearance/` (public, Origin-gated, no side
+   * effects); an unknown slug, an origin not allowed or an unreachable `baseUrl` is logged at warn
+   * with the fix. Default true.
+   */
+  checkOnReady?: boolean
   /** Reshape the 200 reply. Default: the fields listed in the README. */
   response?: (session: OsharaSession, request: FastifyRequest) => Record<string, unknown>
 }
@@ -184,6 +193,8 @@ export type CreateSessionInput = Omit<SessionRequest, 'agent'> & { agent?: strin
 export interface CreateSessionOptions extends Pick<CallOptions, 'signal' | 'requestId'> {
   /** Apply the limiter to this key. */
   key?: string
+  /** With `quota`: count the session's minutes and cost against this quota key when it ends (the budget is not checked here). */
+  quotaKey?: string
 }
 
 /** `fastify.oshara.stats()`: this registration's counters since it started. */

@@ -224,9 +224,10 @@ t.test('OSHARA_AGENT + OSHARA_ORIGIN: no emulator, the configured Oshara and ori
 
   const reply = await get(`${demo.url}/voice-token`, { method: 'POST' })
   t.equal(reply.status, 200)
-  t.equal(oshara.requests[0]?.headers.origin, 'https://shop.example.com')
-  t.equal(oshara.requests[0]?.headers['x-api-key'], 'sk_demo_key')
-  t.match(oshara.requests[0]?.body, { agent: 'sales-bot', metadata: { user_id: 'demo-user-1' } })
+  const minted = oshara.requests.find((request) => request.url.startsWith('/api/agents/agent-session/'))
+  t.equal(minted?.headers.origin, 'https://shop.example.com')
+  t.equal(minted?.headers['x-api-key'], 'sk_demo_key')
+  t.match(minted?.body, { agent: 'sales-bot', metadata: { user_id: 'demo-user-1' } })
 
   // With OSHARA_API_KEY, sessions are tracked against the real Oshara; the emulator controls do not exist.
   const { session_id: sessionId } = await reply.json() as Record<string, string>

@@ -19,18 +19,16 @@ const SUMMARY_KEYS = [
   'transcript', 'transcript_text', 'created_at'
 ]
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-
 const isString = (value: unknown): boolean => typeof value === 'string'
 const isCount = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 0
 const isIso = (value: unknown): boolean => typeof value === 'string' && new Date(value).toISOString() === value
 const isTranscript = (value: unknown): boolean => Array.isArray(value) && value.every((entry) =>
   Object.keys(entry).sort().join() === 'role,text,ts,turn_index' && ['user', 'assistant'].includes(entry.role) &&
-  isString(entry.text) && isCount(entry.turn_index) && isIso(entry.ts))
+  isString(entry.text) && isCount(entry.turn_index) && typeof entry.ts === 'number')
 
 /** The documented type of each summary field. */
 const FIELD_TYPES: Record<string, (value: unknown) => boolean> = {
-  id: (value) => UUID.test(value as string),
+  id: (value) => Number.isInteger(value) && (value as number) > 0,
   session_id: isString,
   tenant_id: isString,
   character_slug: isString,
@@ -174,7 +172,6 @@ t.test('endSession with explicit duration, transcript, cost and reason', async (
   ]
   t.equal(emulator.endSession(session.session_id, { durationSeconds: 125, transcript, costUsd: '0.1234', reason: 'agent_hangup' }), true)
   t.equal(session.end_reason, 'agent_hangup')
-  const startedAt = Date.parse(session.created_at)
   t.match(await summary(emulator, session.session_id), {
     session_duration_seconds: 125,
     stt_audio_seconds: 125,
@@ -184,8 +181,8 @@ t.test('endSession with explicit duration, transcript, cost and reason', async (
     llm_output_tokens: 7,
     tts_characters: 27,
     transcript: [
-      { role: 'user', text: 'I want to cancel.', turn_index: 0, ts: new Date(startedAt).toISOString() },
-      { role: 'assistant', text: 'Done: your plan ends today.', turn_index: 1, ts: new Date(startedAt + 62_500).toISOString() }
+      { role: 'user', text: 'I want to cancel.', turn_index: 0, ts: 0 },
+      { role: 'assistant', text: 'Done: your plan ends today.', turn_index: 1, ts: 62.5 }
     ],
     transcript_text: 'user: I want to cancel.\nassistant: Done: your plan ends today.'
   })
@@ -209,7 +206,7 @@ t.test('default duration, transcript and cost', async (t) => {
     const ended = await summary(emulator, session.session_id)
     t.match(ended, { session_duration_seconds: 120, estimated_cost_usd: '0.1000' })
     t.equal(ended.transcript[0].text, 'Hello! How can I help you today?', 'without a greeting')
-    t.equal(ended.transcript[3].ts, new Date(Date.parse(session.created_at) + 90_000).toISOString(), 'turns spread over the call')
+    t.equal(ended.transcript[3].ts, 90, 'turns spread over the call, in seconds since it started')
 
     const given = await mint(emulator, 'bot-c', { greeting: 'Bonjour !' })
     emulator.endSession(given.session_id, { durationSeconds: 90 })
@@ -341,59 +338,54 @@ t.test('GET /api/billing/usage/', async (t) => {
   emulator.endSession(s2.session_id, { durationSeconds: 120, costUsd: 0.1 })
   emulator.endSession(s4.session_id, { durationSeconds: 30 })
   emulator.endSession(s5.session_id, { durationSeconds: 10, costUsd: '0.3333', transcript: [{ role: 'assistant', text: 'Hi there' }] })
-  const ids = (answer: Answer): string[] => answer.body.data.results.map((result: any) => result.session_id)
+  const ids = (answer: Answer): string[] => answer.body.data.sessions.data.map((result: any) => result.session_id)
+  const page = (n: number, size: number, query = ''): Promise<Answer> => get(emulator, `/api/billing/usage/?${query}page=${n}&page_size=${size}`)
 
-  t.test('all pages, in created_at order, with totals over every page', async (t) => {
-    const first = await get(emulator, '/api/billing/usage/?page_size=2')
+  t.test('pages in created_at order, the totals over every page at the top of data, and only documented keys', async (t) => {
+    const first = await page(1, 2)
     t.equal(first.status, 200)
     t.match(first.body, { success: true, message: 'OK', errors: null })
-    t.same(Object.keys(first.body.data), ['count', 'next', 'previous', 'results', 'totals'])
-    t.equal(first.body.data.count, 5)
-    t.equal(first.body.data.previous, null)
-    t.equal(first.body.data.next, `${emulator.url}/api/billing/usage/?page_size=2&page=2`)
-    checkShape(t, first.body.data.results[0])
-
-    const pages = [first]
-    while (pages.at(-1)?.body.data.next !== null) pages.push(await call(pages.at(-1)?.body.data.next, { headers: { 'x-api-key': KEY } }))
-    t.same(pages.map(ids), [[s2, s1], [s3, s4], [s5]].map((page) => page.map((session) => session.session_id)), 'ascending, ties in minting order')
-    t.same(pages.map((page) => page.body.data.previous), [null, `${emulator.url}/api/billing/usage/?page_size=2&page=1`, `${emulator.url}/api/billing/usage/?page_size=2&page=2`])
-
+    t.same(Object.keys(first.body.data), [
+      'total_sessions', 'total_llm_input_tokens', 'total_llm_output_tokens', 'total_stt_audio_seconds', 'total_tts_characters', 'total_estimated_cost_usd', 'sessions'
+    ])
+    t.same(Object.keys(first.body.data.sessions), ['data'], 'no pagination keys: Oshara documents none')
+    checkShape(t, first.body.data.sessions.data[0])
+    const pages = [first, await page(2, 2), await page(3, 2)]
+    t.same(pages.map(ids), [[s2, s1], [s3, s4], [s5]].map((sessions) => sessions.map((session) => session.session_id)), 'ascending, ties in minting order')
+    const summaries = pages.flatMap((answer) => answer.body.data.sessions.data)
+    const sum = (field: string): number => summaries.reduce((total, item) => total + item[field], 0)
     const totals = {
-      sessions: 5,
-      session_duration_seconds: 220,
-      estimated_cost_usd: '0.5083',
-      llm_input_tokens: 0,
-      llm_output_tokens: 0,
-      tts_characters: 0,
-      stt_audio_seconds: 220
+      total_sessions: 5,
+      total_llm_input_tokens: sum('llm_input_tokens'),
+      total_llm_output_tokens: sum('llm_output_tokens'),
+      total_stt_audio_seconds: 220,
+      total_tts_characters: sum('tts_characters'),
+      total_estimated_cost_usd: '0.5083'
     }
-    const results = pages.flatMap((page) => page.body.data.results)
-    for (const field of ['llm_input_tokens', 'llm_output_tokens', 'tts_characters'] as const) {
-      totals[field] = results.reduce((sum, result) => sum + result[field], 0)
+    t.ok(totals.total_tts_characters > 0)
+    for (const answer of pages) {
+      const { sessions: _, ...pageTotals } = answer.body.data
+      t.same(pageTotals, totals, 'the same totals on every page')
     }
-    t.ok(totals.tts_characters > 0)
-    for (const page of pages) t.same(page.body.data.totals, totals, 'the same totals on every page')
   })
 
-  t.test('filters', async (t) => {
+  t.test('filters; start and end bound created_at inclusively', async (t) => {
     const cases: Array<[string, EmulatorSession[]]> = [
       ['character_slug=bot-a', [s1, s4]],
       ['tenant_id=tenant_a', [s2, s1, s4]],
       ['tenant_id=tenant_local', [s3, s5]],
       ['start=2026-03-02T00:00:00Z', [s3, s4, s5]],
-      ['end=2026-03-02T00:00:00Z', [s2, s1]],
+      ['end=2026-03-02T00:00:00Z', [s2, s1, s3, s4]],
       ['start=2026-03-01T10:00:00Z&end=2026-03-03T00:00:00Z&character_slug=bot-a', [s1, s4]],
       ['character_slug=nobody', []]
     ]
     for (const [query, expected] of cases) {
       const res = await get(emulator, `/api/billing/usage?${query}`)
       t.same(ids(res), expected.map((session) => session.session_id), query)
-      t.equal(res.body.data.totals.sessions, expected.length, query)
+      t.equal(res.body.data.total_sessions, expected.length, query)
     }
-    const filtered = await get(emulator, '/api/billing/usage?character_slug=bot-a&page_size=1')
-    t.equal(filtered.body.data.next, `${emulator.url}/api/billing/usage?character_slug=bot-a&page_size=1&page=2`, 'links keep the filters')
-    t.same((await get(emulator, '/api/billing/usage/?character_slug=bot-c')).body.data.totals, {
-      sessions: 2, session_duration_seconds: 10, estimated_cost_usd: '0.3333', llm_input_tokens: 0, llm_output_tokens: 2, tts_characters: 8, stt_audio_seconds: 10
+    t.match((await get(emulator, '/api/billing/usage/?character_slug=bot-c')).body.data, {
+      total_sessions: 2, total_stt_audio_seconds: 10, total_estimated_cost_usd: '0.3333', total_llm_input_tokens: 0, total_llm_output_tokens: 2, total_tts_characters: 8
     })
   })
 
@@ -415,16 +407,15 @@ t.test('GET /api/billing/usage/', async (t) => {
       t.match(res.body, { success: false, message, data: null, errors: { detail: message } }, query)
     }
     t.equal((await get(emulator, '/api/billing/usage/?page_size=200')).status, 200)
-    t.match((await get(emulator, '/api/billing/usage/?character_slug=nobody&page=1')).body.data, { count: 0, next: null, previous: null, results: [] })
+    t.match((await get(emulator, '/api/billing/usage/?character_slug=nobody&page=1')).body.data, { total_sessions: 0, sessions: { data: [] } }, 'an empty list has a page 1')
   })
 
   t.test('pages hold 50 by default', async (t) => {
     for (let i = 0; i < 46; i++) await mint(emulator, 'bot-c')
     const res = await get(emulator, '/api/billing/usage/')
-    t.equal(res.body.data.count, 51)
-    t.equal(res.body.data.results.length, 50)
-    t.equal(res.body.data.next, `${emulator.url}/api/billing/usage/?page=2`)
-    t.equal(res.body.data.totals.sessions, 51)
+    t.equal(res.body.data.total_sessions, 51)
+    t.equal(res.body.data.sessions.data.length, 50)
+    t.equal((await get(emulator, '/api/billing/usage/?page=2')).body.data.sessions.data.length, 1)
   })
 
   t.test('needs a valid key', async (t) => {
@@ -448,25 +439,24 @@ t.test('form responses', async (t) => {
   t.equal(created.status, 201)
   t.match(created.body, { success: true, message: 'Created', errors: null })
   t.same(Object.keys(created.body.data), ['id', 'form_id', 'session_id', 'values', 'created_at'])
-  t.match(created.body.data, { id: UUID, form_id: 'lead', session_id: a1.session_id, values: { email: 'ada@example.com' } })
+  t.match(created.body.data, { id: 1, form_id: 'lead', session_id: a1.session_id, values: { email: 'ada@example.com' } })
   t.ok(isIso(created.body.data.created_at))
   const nps = (await post(emulator, path.slice(0, -1), { form_id: 'nps', session_id: a1.session_id, values: { score: 9 } })).body.data
   const lead2 = (await post(emulator, path, { form_id: 'lead', session_id: a2.session_id, values: {} })).body.data
 
   const list = await get(emulator, path)
   t.equal(list.status, 200)
-  t.same(list.body, { success: true, message: 'OK', data: { count: 3, next: null, previous: null, results: [created.body.data, nps, lead2] }, errors: null })
+  t.same(list.body, [created.body.data, nps, lead2], 'a bare array: not wrapped, not paginated')
+  t.same([nps.id, lead2.id], [2, 3], 'row numbers')
   const cases: Array<[string, unknown[]]> = [
     [`session_id=${a1.session_id}`, [created.body.data, nps]],
     ['form_id=lead', [created.body.data, lead2]],
     [`form_id=lead&session_id=${a2.session_id}`, [lead2]],
     ['form_id=nope', []]
   ]
-  for (const [query, expected] of cases) t.same((await get(emulator, `${path}?${query}`)).body.data.results, expected, query)
-  const paged = await get(emulator, '/api/agents/bot-a/form-responses?form_id=lead&page_size=1&page=2')
-  t.match(paged.body.data, { count: 2, next: null, previous: `${emulator.url}/api/agents/bot-a/form-responses?form_id=lead&page_size=1&page=1`, results: [lead2] })
-  t.match((await get(emulator, `${path}?page_size=201`)), { status: 400 })
-  t.same((await get(emulator, '/api/agents/bot-b/form-responses/')).body.data.results, [], 'per character')
+  for (const [query, expected] of cases) t.same((await get(emulator, `${path}?${query}`)).body, expected, query)
+  t.same((await get(emulator, `${path}?page_size=1&page=2`)).body, [created.body.data, nps, lead2], 'paging parameters are not documented: ignored')
+  t.same((await get(emulator, '/api/agents/bot-b/form-responses/')).body, [], 'per character')
 
   t.test('refused', async (t) => {
     const refused: Array<[string, unknown, number, RegExp]> = [
@@ -490,7 +480,7 @@ t.test('form responses', async (t) => {
     t.match(await get(emulator, '/api/agents/nobody/form-responses/'), { status: 404, body: { message: 'Agent not found.' } })
     t.match(await get(emulator, path, null), { status: 401, body: { message: 'Invalid API key.' } })
     t.match(await post(emulator, path, { form_id: 'x', session_id: a1.session_id, values: {} }, 'sk_bad'), { status: 401 })
-    t.equal((await get(emulator, path)).body.data.count, 3, 'nothing refused was recorded')
+    t.equal((await get(emulator, path)).body.length, 3, 'nothing refused was recorded')
   })
 })
 
@@ -526,15 +516,15 @@ t.test('API keys scoped to a tenant or to characters', async (t) => {
       if (!seen) t.same(res.body, notFound, 'the same answer as an unknown session')
 
       const forms = await get(emulator, `/api/agents/${session.character_slug}/form-responses/`, key)
-      t.equal(forms.status, seen ? 200 : 404, `${key} lists form responses of ${session.character_slug}`)
+      t.equal(forms.status, seen ? 200 : 403, `${key} lists form responses of ${session.character_slug} (only the character's creator)`)
       const recorded = await post(emulator, `/api/agents/${session.character_slug}/form-responses/`, { form_id: 'g', session_id: session.session_id, values: {} }, key)
-      t.equal(recorded.status, seen ? 201 : 404, `${key} records a form response of ${session.character_slug}`)
+      t.equal(recorded.status, seen ? 201 : 403, `${key} records a form response of ${session.character_slug}`)
     }
     const usage = await get(emulator, '/api/billing/usage/', key)
-    t.same(usage.body.data.results.map((result: any) => result.session_id), sessions.map((session) => session.session_id), `${key} lists only what it reads`)
-    t.equal(usage.body.data.totals.sessions, sessions.length)
+    t.same(usage.body.data.sessions.data.map((result: any) => result.session_id), sessions.map((session) => session.session_id), `${key} lists only what it reads`)
+    t.equal(usage.body.data.total_sessions, sessions.length)
   }
-  t.match(await get(emulator, '/api/agents/bot-a/form-responses/', 'sk_only_c'), { status: 404, body: { message: 'Agent not found.' } })
+  t.match(await get(emulator, '/api/agents/bot-a/form-responses/', 'sk_only_c'), { status: 403, body: { detail: 'You do not have permission to perform this action.' } })
 })
 
 t.test('faults on the billing endpoints', async (t) => {

@@ -69,7 +69,7 @@ t.test('auth-and-metadata: auth first, metadata and greeting from the user, lang
 
   const anonymous = await call(`${url}/voice-token`, 'POST')
   t.equal(anonymous.status, 401)
-  t.equal(emulator.requests.length, 0, 'nothing reaches Oshara without a user')
+  t.equal(sessionBodies(emulator).length, 0, 'nothing reaches Oshara without a user')
 
   const first = await call(`${url}/voice-token`, 'POST', ada, { language: 'fr' })
   t.equal(first.status, 200)
@@ -112,7 +112,7 @@ t.test('native-app: a bearer-authenticated route calls fastify.oshara.createSess
 
   const anonymous = await call(`${url}/api/mobile/voice-session`, 'POST', { authorization: 'Bearer nope' })
   t.equal(anonymous.status, 401)
-  t.equal(emulator.requests.length, 0)
+  t.equal(sessionBodies(emulator).length, 0)
 
   const before = Date.now()
   const session = await call(`${url}/api/mobile/voice-session`, 'POST', ada, { language: 'de' })

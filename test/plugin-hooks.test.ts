@@ -63,7 +63,7 @@ t.test('onSession sees the full session; a throw fails the request with 500', as
   t.same(seen, ['You are a helpful support agent.'])
   const failed = await postToken(app, undefined, { 'x-fail': '1' })
   t.equal(failed.statusCode, 500)
-  t.match(failed.json(), { code: 'FST_OSHARA_CALLBACK_FAILED', message: 'The voice session could not be prepared.' })
+  t.match(failed.json(), { code: 'FST_OSHARA_CALLBACK_FAILED', message: 'The voice session could not be prepared' })
 })
 
 t.test('onSessionError observes every failure and cannot change the reply', async (t) => {

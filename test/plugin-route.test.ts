@@ -32,7 +32,7 @@ t.test('the seed flow over real HTTP: auth preHandler + metadata extractor', asy
 
   const anonymous = await fetch(`${url}/voice-token`, { method: 'POST' })
   t.equal(anonymous.status, 401, 'auth runs before anything reaches Oshara')
-  t.equal(emulator.requests.length, 0)
+  t.equal(sessionRequests(emulator).length, 0)
 
   const response = await fetch(`${url}/voice-token`, {
     method: 'POST',

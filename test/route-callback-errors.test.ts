@@ -29,7 +29,7 @@ for (const [callback, options] of callbacks) {
     const response = await postToken(app)
     t.equal(response.statusCode, 500)
     t.same(response.json(), {
-      statusCode: 500, code: 'FST_OSHARA_CALLBACK_FAILED', error: 'Internal Server Error', message: 'The voice session could not be prepared.'
+      statusCode: 500, code: 'FST_OSHARA_CALLBACK_FAILED', error: 'Internal Server Error', message: 'The voice session could not be prepared'
     })
     t.notMatch(response.body, /Cannot read properties/)
     const logged = capture.lines().find((line) => line.callback === callback)

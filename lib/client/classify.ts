@@ -32,21 +32,39 @@ function errorCode (error: unknown): string {
 
 export interface ClassifyContext {
   origin: string
-  /** `'session'`: a 404 means the agent; `'billing'`: the session. */
+  /** The client's `baseUrl`, named in the fixes of an unreachable upstream and of a 404 that may be a wrong path. */
+  baseUrl: string
+  /** `'session'`: a 404 means the agent (session and appearance endpoints); `'billing'`: the session. */
   endpoint: 'session' | 'billing'
 }
 
 /** A network failure (no HTTP answer) to its error; `'not_created'` only when the request was certainly not sent. */
-export function classifyNetworkError (cause: unknown): OsharaError {
+export function classifyNetworkError (cause: unknown, baseUrl: string): OsharaError {
   const code = errorCode(cause)
+  const fix = `Check that baseUrl (${baseUrl}) is the Oshara API root and that this server can reach it (DNS, firewall, proxy).`
   if (NOT_SENT_CODES.has(code) || TLS_CODE.test(code)) {
-    return new OsharaUnavailableError('The voice service is unreachable. Try again shortly.', {
-      cause, outcome: 'not_created', retryAfterMs: DEFAULT_RETRY_AFTER_MS, detail: code
+    return new OsharaUnavailableError('The voice service is unreachable; try again shortly', {
+      cause, outcome: 'not_created', retryAfterMs: DEFAULT_RETRY_AFTER_MS, detail: code, fix
     })
   }
-  return new OsharaUnavailableError('The connection to the voice service failed. Try again shortly.', {
-    cause, outcome: 'unknown', retryAfterMs: DEFAULT_RETRY_AFTER_MS, detail: code
+  return new OsharaUnavailableError('The connection to the voice service failed; try again shortly', {
+    cause, outcome: 'unknown', retryAfterMs: DEFAULT_RETRY_AFTER_MS, detail: code, fix
   })
+}
+
+/**
+ * Oshara's unknown-agent answer is JSON whose `detail` names the agent (or character); a 404 without
+ * one (an HTML page, `{"detail": "Not found."}`) is what any server says of a path it lacks.
+ */
+const NAMES_THE_AGENT = /agent|character/i
+
+function agentNotFoundFix (text: string, rowFix: string, context: ClassifyContext): string {
+  let detail: unknown
+  try {
+    detail = (JSON.parse(text) as { detail?: unknown } | null)?.detail
+  } catch {}
+  if (typeof detail === 'string' && NAMES_THE_AGENT.test(detail)) return rowFix
+  return `Check the agent slug (the agent option, or agents), or baseUrl (${context.baseUrl}): the 404 does not say the agent is unknown, as a wrong API root would answer.`
 }
 
 export function attemptTimeout (timeoutMs: number): OsharaTimeoutError {
@@ -93,10 +111,11 @@ export function classifyStatus (status: number, text: string, serverDelay: numbe
   const code = codeOfStatus(status, context.endpoint) as StatusCode
   const [ErrorClass, message] = STATUS_ERRORS[code]
   const row: FailureRow = FAILURES[code]
+  const fix = row.fix?.replace('{origin}', context.origin)
   return new ErrorClass(message, {
     upstreamStatus: status,
     detail: upstreamDetail(text, secrets),
-    fix: row.fix?.replace('{origin}', context.origin),
+    fix: code === 'FST_OSHARA_AGENT_NOT_FOUND' ? agentNotFoundFix(text, fix as string, context) : fix,
     // A 503 is the server refusing the work: certainly not created. Other rows keep their outcome.
     outcome: status === 503 ? 'not_created' : undefined,
     retryAfterMs: retryAfterOf(code, serverDelay)

@@ -26,17 +26,22 @@ import { type ClientConfig, normalizeClientOptions, type OsharaClientOptions, ty
 import { callSecrets } from './redact.js'
 import { backoffDelay, isRetryable, serverDelayMs } from './retry.js'
 import {
-  checkFormResponsesEnvelope,
+  checkFormResponses,
+  checkSummaryCore,
   checkSummaryEnvelope,
   checkUsageEnvelope,
   type ListFormResponsesFilters,
   type ListSessionsFilters,
+  MAX_PAGE_SIZE,
   type OsharaFormResponse,
   type OsharaSessionList,
   type OsharaSessionSummary,
   type OsharaUsageTotals,
-  queryOf
+  queryOf,
+  totalsOf
 } from './summaries.js'
+import { warnOfOddFields } from './summary-fields.js'
+import { checkAppearance, type OsharaAppearance } from './appearance.js'
 import {
   checkSessionRequest,
   checkSessionResponse,
@@ -61,9 +66,13 @@ export interface CallOptions {
   requestId?: string | undefined
 }
 
+/** A lookup for session tracking: only `session_id` and `finalized_at` must pass their checks (see summary-fields.ts). */
+export const kTolerant = Symbol('oshara tolerant lookup')
+
 /** The plugin's own call options: with `telemetry.tracing`, what makes the `oshara.session.create` span. Not public API. */
 export interface PluginCallOptions extends CallOptions {
   [kTracing]?: SessionTracing | undefined
+  [kTolerant]?: true | undefined
 }
 
 /** What a traced call reports as it ends. */
@@ -75,6 +84,8 @@ interface CallTrace {
 export interface OsharaClient {
   /** The `Origin` this client sends. */
   readonly origin: string
+  /** The Oshara API root it calls (`baseUrl`), for log lines that name it. */
+  readonly baseUrl: string
   /** An `apiKey` is configured: the read API (and session tracking) can work. */
   readonly hasApiKey: boolean
   /** The circuit breaker's state now; always `'closed'` with `breaker: false`. */
@@ -91,8 +102,13 @@ export interface OsharaClient {
    * gives the totals over all pages.
    */
   listSessions (filters?: ListSessionsFilters, options?: CallOptions): OsharaSessionList
-  /** The form responses of a character (`GET /api/agents/{slug}/form-responses/`, needs `apiKey`), page after page. */
+  /** The form responses of a character (`GET /api/agents/{slug}/form-responses/`, needs `apiKey`): one request, a bare array. */
   listFormResponses (slug: string, filters?: ListFormResponsesFilters, options?: CallOptions): AsyncIterable<OsharaFormResponse>
+  /**
+   * A character's public appearance (`GET /api/agents/{slug}/appearance/`): no key needed, gated by
+   * the character's `allowed_origins` like the session endpoint, no side effects.
+   */
+  getAppearance (slug: string, options?: CallOptions): Promise<OsharaAppearance>
   /** Ends the client's own connection pool (never a `dispatcher` passed in). Later calls fail with `FST_OSHARA_UNAVAILABLE`. */
   close (): Promise<void>
 }
@@ -132,6 +148,7 @@ export function createOsharaClient (options: OsharaClientOptions): OsharaClient 
 
 class SessionClient implements OsharaClient {
   readonly origin: string
+  readonly baseUrl: string
   readonly hasApiKey: boolean
   private readonly config: ClientConfig
   private readonly dispatcher: Dispatcher
@@ -147,6 +164,7 @@ class SessionClient implements OsharaClient {
   constructor (config: ClientConfig) {
     this.config = config
     this.origin = config.origin
+    this.baseUrl = config.upstreamOrigin + config.basePath
     this.hasApiKey = config.apiKey !== undefined
     this.ownsDispatcher = config.dispatcher === undefined
     this.dispatcher = config.dispatcher ?? new Pool(config.upstreamOrigin, { connect: { timeout: CONNECT_TIMEOUT_MS } })
@@ -155,8 +173,8 @@ class SessionClient implements OsharaClient {
     if (config.apiKey !== undefined) common.push('x-api-key', config.apiKey)
     this.getHeaders = common
     this.postHeaders = ['content-type', 'application/json', ...common]
-    this.sessionContext = { origin: config.origin, endpoint: 'session' }
-    this.billingContext = { origin: config.origin, endpoint: 'billing' }
+    this.sessionContext = { origin: config.origin, baseUrl: this.baseUrl, endpoint: 'session' }
+    this.billingContext = { origin: config.origin, baseUrl: this.baseUrl, endpoint: 'billing' }
   }
 
   get breakerState (): OsharaBreakerState {
@@ -196,35 +214,49 @@ class SessionClient implements OsharaClient {
     }, options, trace)
   }
 
-  getSession (sessionId: string, options: CallOptions = {}): Promise<OsharaSessionSummary> {
+  getSession (sessionId: string, options: PluginCallOptions = {}): Promise<OsharaSessionSummary> {
     if (!sessionLookupChannel.hasSubscribers) return this.lookup(sessionId, options, undefined)
     const context: OsharaSessionLookupMessage = { sessionId, requestId: options.requestId ?? randomUUID() }
     return observe(sessionLookupChannel, undefined, context, (trace) => this.lookup(sessionId, options, trace), sessionLookedUp)
   }
 
-  private lookup (sessionId: string, options: CallOptions, trace: CallTrace | undefined): Promise<OsharaSessionSummary> {
+  private lookup (sessionId: string, options: PluginCallOptions, trace: CallTrace | undefined): Promise<OsharaSessionSummary> {
     if (typeof sessionId !== 'string' || sessionId === '') {
       return Promise.reject(new OsharaInvalidSessionError('getSession needs a non-empty session id'))
     }
-    return this.read(`${BILLING_PATH}${encodeURIComponent(sessionId)}/`, parseSummary, options, trace)
+    const parse = options[kTolerant] === true ? tolerantSummaryParser(sessionId, options.log ?? this.config.logger) : strictSummaryParser(sessionId)
+    return this.read(`${BILLING_PATH}${encodeURIComponent(sessionId)}/`, parse, options, trace)
   }
 
   listSessions (filters: ListSessionsFilters = {}, options: CallOptions = {}): OsharaSessionList {
+    const { page_size: size = MAX_PAGE_SIZE, ...selected } = filters
     let first: Promise<UsagePage> | undefined
-    const fetchPage = (page: number): Promise<UsagePage> => this.read(`${USAGE_PATH}?${queryOf(filters, page)}`, parseUsage, options)
+    const fetchPage = (page: number): Promise<UsagePage> => {
+      if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
+        return Promise.reject(new OsharaInvalidSessionError(`listSessions page_size must be an integer from 1 to ${MAX_PAGE_SIZE}`))
+      }
+      const query = queryOf({ ...selected, page, page_size: size })
+      return page === 1 ? (first ??= this.read(`${USAGE_PATH}?${query}`, parseUsage, options)) : this.read(`${USAGE_PATH}?${query}`, parseUsage, options)
+    }
     return {
-      totals: async () => (await (first ??= fetchPage(1))).totals ?? {},
-      [Symbol.asyncIterator]: () => pages((page) => page === 1 ? (first ??= fetchPage(1)) : fetchPage(page))
+      totals: async () => totalsOf(await fetchPage(1)),
+      [Symbol.asyncIterator]: () => usagePages(fetchPage, size)
     }
   }
 
   listFormResponses (slug: string, filters: ListFormResponsesFilters = {}, options: CallOptions = {}): AsyncIterable<OsharaFormResponse> {
-    const path = `/api/agents/${encodeURIComponent(slug)}/form-responses/`
-    return { [Symbol.asyncIterator]: () => pages((page) => this.read(`${path}?${queryOf(filters, page)}`, parseFormResponses, options)) }
+    const query = queryOf(filters).toString()
+    const path = `/api/agents/${encodeURIComponent(slug)}/form-responses/${query === '' ? '' : `?${query}`}`
+    const read = (): Promise<OsharaFormResponse[]> => this.read(path, parseFormResponses, options)
+    return { async * [Symbol.asyncIterator] () { yield * await read() } }
+  }
+
+  getAppearance (slug: string, options: CallOptions = {}): Promise<OsharaAppearance> {
+    return this.read(`/api/agents/${encodeURIComponent(slug)}/appearance/`, parseAppearance, options, undefined, this.sessionContext)
   }
 
   /** A GET of the read API: safe to retry, and never counted by the breaker that guards minting. */
-  private read<T> (path: string, parse: Parse<T>, options: CallOptions, trace?: CallTrace): Promise<T> {
+  private read<T> (path: string, parse: Parse<T>, options: CallOptions, trace?: CallTrace, context = this.billingContext): Promise<T> {
     return this.call({
       method: 'GET',
       path: this.config.basePath + path,
@@ -232,7 +264,7 @@ class SessionClient implements OsharaClient {
       headers: this.getHeaders,
       idempotent: true,
       agent: undefined,
-      context: this.billingContext,
+      context,
       parse
     }, options, trace)
   }
@@ -320,7 +352,7 @@ class SessionClient implements OsharaClient {
       const text = await readBody(response.body, response.headers['content-length'])
       result = this.outcome(endpoint, response.statusCode, response.headers, text)
     } catch (cause) {
-      result = { error: thrownError(cause, abort, timeoutMs, requestId), serverDelay: undefined }
+      result = { error: thrownError(cause, abort, timeoutMs, requestId, this.baseUrl), serverDelay: undefined }
     }
     clearTimeout(timer)
     signal?.removeEventListener('abort', abort.onCallerAbort)
@@ -405,8 +437,8 @@ function abortOnTimeout (abort: AttemptAbort): void {
 }
 
 /** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
-function thrownError (cause: unknown, signal: AttemptAbort, timeoutMs: number, requestId: string): OsharaError {
-  if (!signal.aborted) return classifyNetworkError(cause)
+function thrownError (cause: unknown, signal: AttemptAbort, timeoutMs: number, requestId: string, baseUrl: string): OsharaError {
+  if (!signal.aborted) return classifyNetworkError(cause, baseUrl)
   return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)
 }
 
@@ -417,21 +449,28 @@ function recordForBreaker (breaker: CircuitBreaker, error: OsharaError): void {
   else breaker.recordSuccess()
 }
 
-interface Page<T> {
-  next?: string | null | undefined
-  results: T[]
-}
+type UsagePage = OsharaUsageTotals & { sessions: { data: OsharaSessionSummary[] } }
 
-type UsagePage = Page<OsharaSessionSummary> & { totals?: OsharaUsageTotals | undefined }
-
-/** Items of page 1, 2, ... fetched one page at a time, until a page says there is no next one. */
-async function * pages<T> (fetchPage: (page: number) => Promise<Page<T>>): AsyncGenerator<T> {
-  let page = 1
-  let more = true
-  while (more) {
-    const { results, next } = await fetchPage(page++)
-    yield * results
-    more = typeof next === 'string' && results.length > 0
+/**
+ * The summaries of usage pages 1, 2, ... up to `ceil(total_sessions / size)`, one page at a time.
+ * Only documented fields steer it: a page shorter than `size` (or empty) is the last, and a 404
+ * past the first page is the end (the list shrank, or the last page was full).
+ */
+async function * usagePages (fetchPage: (page: number) => Promise<UsagePage>, size: number): AsyncGenerator<OsharaSessionSummary> {
+  const first = await fetchPage(1)
+  yield * first.sessions.data
+  const last = Math.ceil(first.total_sessions / size)
+  let count = first.sessions.data.length
+  for (let page = 2; page <= last && count === size; page++) {
+    let data: OsharaSessionSummary[]
+    try {
+      data = (await fetchPage(page)).sessions.data
+    } catch (error) {
+      if ((error as OsharaError).upstreamStatus === 404) return
+      throw error
+    }
+    yield * data
+    count = data.length
   }
 }
 
@@ -520,6 +559,37 @@ function parseEnvelope<T> (check: { Check: (value: unknown) => boolean }, what: 
   }
 }
 
+/** A summary of `sessionId` with every known field as documented. */
+function strictSummaryParser (sessionId: string): Parse<OsharaSessionSummary> {
+  return (text, status) => sameSession(parseSummary(text, status), sessionId, status)
+}
+
+/** A summary of `sessionId`, whatever its other fields hold (each odd one logged once per process). */
+function tolerantSummaryParser (sessionId: string, log: OsharaLogger | undefined): Parse<OsharaSessionSummary> {
+  return (text, status) => {
+    const summary = sameSession(parseSummaryCore(text, status), sessionId, status)
+    if (!(summary instanceof Error)) warnOfOddFields(summary, log)
+    return summary
+  }
+}
+
+function sameSession (summary: OsharaSessionSummary | OsharaError, sessionId: string, status: number): OsharaSessionSummary | OsharaError {
+  if (summary instanceof Error || summary.session_id === sessionId) return summary
+  return badResponse(`the summary is of another session (${summary.session_id})`, status)
+}
+
+function parseAppearance (text: string, status: number): OsharaAppearance | OsharaError {
+  const body = parseJson(text, status)
+  if (body instanceof Error) return body as OsharaError
+  return checkAppearance.Check(body) ? body as OsharaAppearance : badResponse('not an appearance object', status)
+}
+
+function parseFormResponses (text: string, status: number): OsharaFormResponse[] | OsharaError {
+  const body = parseJson(text, status)
+  if (body instanceof Error) return body as OsharaError
+  return checkFormResponses.Check(body) ? body as OsharaFormResponse[] : badResponse('not a JSON array of form responses', status)
+}
+
 const parseSummary = parseEnvelope<OsharaSessionSummary>(checkSummaryEnvelope, 'a session summary')
-const parseUsage = parseEnvelope<UsagePage>(checkUsageEnvelope, 'a page of session summaries')
-const parseFormResponses = parseEnvelope<Page<OsharaFormResponse>>(checkFormResponsesEnvelope, 'a page of form responses')
+const parseSummaryCore = parseEnvelope<OsharaSessionSummary>(checkSummaryCore, 'a session summary with its session_id')
+const parseUsage = parseEnvelope<UsagePage>(checkUsageEnvelope, 'a usage list (total_sessions, sessions.data)')

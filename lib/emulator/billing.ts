@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto'
-import type { EmulatorApiKey, EmulatorFormResponse, EmulatorSession, EmulatorSessionSummary, EmulatorUsageTotals } from './types.js'
+import type { EmulatorApiKey, EmulatorFormResponse, EmulatorSession, EmulatorSessionSummary, EmulatorUsage } from './types.js'
 import { jsonReply, type Reply } from './reply.js'
 import type { SessionBook } from './sessions.js'
 import { costUnits, formatCost } from './summaries.js'
@@ -36,13 +35,11 @@ const UNAUTHORIZED = billingError(401, 'Invalid API key.')
 export class Billing {
   readonly #book: SessionBook
   readonly #scopes: Map<string, Scope>
-  readonly #baseUrl: () => string
   readonly #forms: Array<{ slug: string, item: EmulatorFormResponse }> = []
 
-  constructor (book: SessionBook, scopes: Map<string, Scope>, baseUrl: () => string) {
+  constructor (book: SessionBook, scopes: Map<string, Scope>) {
     this.#book = book
     this.#scopes = scopes
-    this.#baseUrl = baseUrl
   }
 
   /** `GET /api/billing/sessions/{id}/` */
@@ -55,7 +52,7 @@ export class Billing {
   }
 
   /** `GET /api/billing/usage/` */
-  usage (key: string | undefined, path: string, query: URLSearchParams): Reply {
+  usage (key: string | undefined, query: URLSearchParams): Reply {
     const scope = this.#scopes.get(key as string)
     if (scope === undefined) return UNAUTHORIZED
     const filter = usageFilter(query)
@@ -64,11 +61,12 @@ export class Billing {
       .filter((session) => sees(scope, session.tenant_id, session.character_slug) && filter(session))
       .sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at))
     const summaries = sessions.map((session) => this.#book.summary(session))
-    return this.#page(summaries, path, query, { totals: totalsOf(summaries) })
+    const page = pageOf(summaries, query)
+    return typeof page === 'string' ? page === NO_SUCH_PAGE ? billingError(404, page) : billingError(400, page) : ok(200, 'OK', usageOf(summaries, page))
   }
 
   /** `GET /api/agents/{slug}/form-responses/` */
-  formResponses (key: string | undefined, slug: string, path: string, query: URLSearchParams): Reply {
+  formResponses (key: string | undefined, slug: string, query: URLSearchParams): Reply {
     const problem = this.#characterProblem(key, slug)
     if (problem !== undefined) return problem
     const sessionId = query.get('session_id')
@@ -76,7 +74,8 @@ export class Billing {
     const items = this.#forms
       .filter(({ slug: of, item }) => of === slug && (sessionId === null || item.session_id === sessionId) && (formId === null || item.form_id === formId))
       .map(({ item }) => item)
-    return this.#page(items, path, query)
+    // Not wrapped, not paginated: a bare array.
+    return jsonReply(200, items)
   }
 
   /** `POST /api/agents/{slug}/form-responses/` with `{ form_id, session_id, values }`: 201. */
@@ -87,44 +86,19 @@ export class Billing {
     if (bodyError !== undefined) return billingError(400, bodyError)
     const { form_id: formId, session_id: sessionId, values } = body as Pick<EmulatorFormResponse, 'form_id' | 'session_id' | 'values'>
     if (this.#book.sessions.get(sessionId)?.character_slug !== slug) return billingError(404, 'Session not found.')
-    const item = { id: randomUUID(), form_id: formId, session_id: sessionId, values, created_at: new Date().toISOString() }
+    const item = { id: this.#forms.length + 1, form_id: formId, session_id: sessionId, values, created_at: new Date().toISOString() }
     this.#forms.push({ slug, item })
     return ok(201, 'Created', item)
   }
 
-  /** 401 for a bad key, 404 for a character that is unknown or outside the key's scope. */
+  /** 401 for a bad key, 404 for an unknown character, 403 for one outside the key's scope (only its creator may). */
   #characterProblem (key: string | undefined, slug: string): Reply | undefined {
     const scope = this.#scopes.get(key as string)
     if (scope === undefined) return UNAUTHORIZED
     const tenantId = this.#book.tenantOf(slug)
-    if (tenantId === undefined || !sees(scope, tenantId, slug)) return billingError(404, 'Agent not found.')
+    if (tenantId === undefined) return billingError(404, 'Agent not found.')
+    if (!sees(scope, tenantId, slug)) return jsonReply(403, { detail: 'You do not have permission to perform this action.' })
     return undefined
-  }
-
-  /** One page of `items` as the query asks (see `EmulatorPage`), with `extra` fields. */
-  #page (items: unknown[], path: string, query: URLSearchParams, extra: object = {}): Reply {
-    const page = query.get('page') ?? '1'
-    const size = query.get('page_size') ?? String(DEFAULT_PAGE_SIZE)
-    if (!POSITIVE_INTEGER.test(page)) return billingError(400, 'page: must be a positive integer.')
-    if (!POSITIVE_INTEGER.test(size) || Number(size) > MAX_PAGE_SIZE) {
-      return billingError(400, `page_size: must be an integer from 1 to ${MAX_PAGE_SIZE}.`)
-    }
-    const number = Number(page)
-    const pageSize = Number(size)
-    const last = Math.max(1, Math.ceil(items.length / pageSize))
-    if (number > last) return billingError(404, 'Invalid page.')
-    const link = (to: number): string => {
-      const linked = new URLSearchParams(query)
-      linked.set('page', String(to))
-      return `${this.#baseUrl()}${path}?${linked.toString()}`
-    }
-    return ok(200, 'OK', {
-      count: items.length,
-      next: number < last ? link(number + 1) : null,
-      previous: number > 1 ? link(number - 1) : null,
-      results: items.slice((number - 1) * pageSize, number * pageSize),
-      ...extra
-    })
   }
 }
 
@@ -142,21 +116,36 @@ function usageFilter (query: URLSearchParams): ((session: EmulatorSession) => bo
   return (session) => {
     const created = Date.parse(session.created_at)
     return (slug === null || session.character_slug === slug) && (tenantId === null || session.tenant_id === tenantId) &&
-      created >= bounds.start && created < bounds.end
+      created >= bounds.start && created <= bounds.end
   }
 }
 
-function totalsOf (summaries: EmulatorSessionSummary[]): EmulatorUsageTotals {
-  const sum = (field: 'session_duration_seconds' | 'llm_input_tokens' | 'llm_output_tokens' | 'tts_characters' | 'stt_audio_seconds'): number =>
+const NO_SUCH_PAGE = 'Invalid page.'
+
+/** The page of `items` the query asks for, or why not (`NO_SUCH_PAGE` past the last page, else a 400's message). */
+function pageOf<T> (items: T[], query: URLSearchParams): T[] | string {
+  const page = query.get('page') ?? '1'
+  const size = query.get('page_size') ?? String(DEFAULT_PAGE_SIZE)
+  if (!POSITIVE_INTEGER.test(page)) return 'page: must be a positive integer.'
+  if (!POSITIVE_INTEGER.test(size) || Number(size) > MAX_PAGE_SIZE) return `page_size: must be an integer from 1 to ${MAX_PAGE_SIZE}.`
+  const number = Number(page)
+  const pageSize = Number(size)
+  if (number > Math.max(1, Math.ceil(items.length / pageSize))) return NO_SUCH_PAGE
+  return items.slice((number - 1) * pageSize, number * pageSize)
+}
+
+/** The usage list's `data`: totals over every selected summary, and the page's summaries. */
+function usageOf (summaries: EmulatorSessionSummary[], page: EmulatorSessionSummary[]): EmulatorUsage {
+  const sum = (field: 'llm_input_tokens' | 'llm_output_tokens' | 'tts_characters' | 'stt_audio_seconds'): number =>
     summaries.reduce((total, summary) => total + summary[field], 0)
   return {
-    sessions: summaries.length,
-    session_duration_seconds: sum('session_duration_seconds'),
-    estimated_cost_usd: formatCost(summaries.reduce((total, summary) => total + costUnits(summary.estimated_cost_usd), 0)),
-    llm_input_tokens: sum('llm_input_tokens'),
-    llm_output_tokens: sum('llm_output_tokens'),
-    tts_characters: sum('tts_characters'),
-    stt_audio_seconds: sum('stt_audio_seconds')
+    total_sessions: summaries.length,
+    total_llm_input_tokens: sum('llm_input_tokens'),
+    total_llm_output_tokens: sum('llm_output_tokens'),
+    total_stt_audio_seconds: sum('stt_audio_seconds'),
+    total_tts_characters: sum('tts_characters'),
+    total_estimated_cost_usd: formatCost(summaries.reduce((total, summary) => total + costUnits(summary.estimated_cost_usd), 0)),
+    sessions: { data: page }
   }
 }
 

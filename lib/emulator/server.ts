@@ -15,7 +15,6 @@ const FORM_RESPONSES_PATH = /^\/api\/agents\/([^/]+)\/form-responses\/?$/
 interface Call {
   req: IncomingMessage
   param: string
-  path: string
   query: URLSearchParams
   body: unknown
   rawBody: string
@@ -51,7 +50,7 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 export async function createOsharaEmulator (options: EmulatorOptions): Promise<OsharaEmulator> {
   const scopes = keyScopes(options.apiKeys ?? [])
   const book = new SessionBook(options)
-  const billing = new Billing(book, scopes, () => url)
+  const billing = new Billing(book, scopes)
   const faults = new FaultQueue()
   const log = new RequestLog()
   const connectionIds = new WeakMap<Socket, number>()
@@ -69,13 +68,14 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
   const routes: Route[] = [
     { method: 'POST', pattern: /^\/api\/agents\/agent-session\/?$/, target: 'session', answer: ({ req, body }) => sessionReply(req, body) },
     { method: 'GET', pattern: /^\/api\/billing\/sessions\/([^/]+)\/?$/, target: 'billing', answer: ({ req, param }) => billing.summary(apiKey(req), param) },
-    { method: 'GET', pattern: /^\/api\/billing\/usage\/?$/, target: 'usage', answer: ({ req, path, query }) => billing.usage(apiKey(req), path, query) },
+    { method: 'GET', pattern: /^\/api\/billing\/usage\/?$/, target: 'usage', answer: ({ req, query }) => billing.usage(apiKey(req), query) },
     {
       method: 'GET',
       pattern: FORM_RESPONSES_PATH,
       target: 'form-responses',
-      answer: ({ req, param, path, query }) => billing.formResponses(apiKey(req), param, path, query)
+      answer: ({ req, param, query }) => billing.formResponses(apiKey(req), param, query)
     },
+    { method: 'GET', pattern: /^\/api\/agents\/([^/]+)\/appearance\/?$/, target: 'appearance', answer: ({ req, param }) => book.appearance(param, req.headers.origin) },
     { method: 'POST', pattern: FORM_RESPONSES_PATH, answer: ({ req, param, body }) => billing.addFormResponse(apiKey(req), param, body) },
     // Control endpoint, without auth (the emulator is local): ends a call like `endSession`.
     { method: 'POST', pattern: /^\/_emulator\/sessions\/([^/]+)\/end\/?$/, answer: ({ param, body, rawBody }) => book.endReply(param, rawBody === '' ? {} : body) }
@@ -108,7 +108,7 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
     })
     const answer = (): Reply => matched === undefined
       ? NOT_FOUND
-      : matched.route.answer({ req, param: matched.param, path, query, body: record.body, rawBody })
+      : matched.route.answer({ req, param: matched.param, query, body: record.body, rawBody })
     if (fault === undefined) return sendReply(res, answer())
     await answerWithFault(req, res, fault, answer)
   }

@@ -1,9 +1,10 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { EmulatorCharacter, EmulatorEndOptions, EmulatorOptions, EmulatorSession, EmulatorSessionSummary } from './types.js'
 import { signToken } from './jwt.js'
 import { jsonReply, type Reply } from './reply.js'
 import { callDetails, elapsedSeconds, endOptionsError, summaryOf, type CallDetails, type FinalizedCall } from './summaries.js'
 import type { SessionBody } from './session-body.js'
+import { appearanceOf } from './appearance.js'
 
 const DEFAULT_TENANT = 'tenant_local'
 
@@ -17,6 +18,8 @@ function withoutTrailingSlash (origin: string): string {
 
 /** Characters and the sessions minted for them. */
 export class SessionBook {
+  /** Oshara's summary ids are row numbers. */
+  #lastSummaryId = 0
   readonly sessions = new Map<string, EmulatorSession>()
   readonly #characters: Map<string, EmulatorCharacter>
   readonly #ttlSeconds: number
@@ -79,17 +82,30 @@ export class SessionBook {
 
   /** The answer to a valid session request body: 404, 403, 429 or a new session. */
   create (body: SessionBody, origin: string | undefined): Reply {
-    const character = this.#characters.get(body.agent)
-    if (character === undefined || character.active === false) return jsonReply(404, { detail: 'Agent not found.' })
-    const allowed = character.allowed_origins.map(withoutTrailingSlash)
-    if (!allowed.includes(withoutTrailingSlash(origin ?? ''))) {
-      return jsonReply(403, { detail: 'Origin not allowed for this agent.' })
-    }
+    const character = this.#characterFor(body.agent, origin)
+    if (!('slug' in character)) return character
     const limit = character.max_concurrent_sessions
     if (limit !== undefined && this.activeCount(character.slug) >= limit) {
       return jsonReply(429, { detail: 'Concurrent session limit reached.' })
     }
     return jsonReply(200, this.#mint(character, body, origin))
+  }
+
+  /** `GET /api/agents/{slug}/appearance/`: public, gated by the character's `allowed_origins` like minting. */
+  appearance (slug: string, origin: string | undefined): Reply {
+    const character = this.#characterFor(slug, origin)
+    return 'slug' in character ? jsonReply(200, appearanceOf(character)) : character
+  }
+
+  /** The active character of `slug` when `origin` is allowed; else the 404 or 403 Oshara answers. */
+  #characterFor (slug: string, origin: string | undefined): EmulatorCharacter | Reply {
+    const character = this.#characters.get(slug)
+    if (character === undefined || character.active === false) return jsonReply(404, { detail: 'Agent not found.' })
+    const allowed = character.allowed_origins.map(withoutTrailingSlash)
+    if (!allowed.includes(withoutTrailingSlash(origin ?? ''))) {
+      return jsonReply(403, { detail: 'Origin not allowed for this agent.' })
+    }
+    return character
   }
 
   /** The billing summary of `session` as of now. */
@@ -109,7 +125,7 @@ export class SessionBook {
   #mint (character: EmulatorCharacter, body: SessionBody, origin: string | undefined): Record<string, unknown> {
     const now = Date.now()
     const session: EmulatorSession = {
-      summary_id: randomUUID(),
+      summary_id: ++this.#lastSummaryId,
       tenant_id: character.tenant_id ?? DEFAULT_TENANT,
       session_id: `sess_${randomHex(8)}`,
       character_slug: character.slug,

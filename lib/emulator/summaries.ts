@@ -80,7 +80,6 @@ const UNFINALIZED: CallDetails = { durationSeconds: 0, transcript: [], costUnits
 /** The billing summary of `session`; its figures are zero until `call` is finalized. */
 export function summaryOf (session: EmulatorSession, call: FinalizedCall | undefined): EmulatorSessionSummary {
   const { durationSeconds, transcript, costUnits } = call?.details ?? UNFINALIZED
-  const start = Date.parse(session.created_at)
   return {
     id: session.summary_id,
     session_id: session.session_id,
@@ -110,7 +109,8 @@ export function summaryOf (session: EmulatorSession, call: FinalizedCall | undef
       role,
       text,
       turn_index: index,
-      ts: new Date(start + Math.round((durationSeconds * 1000 * index) / transcript.length)).toISOString()
+      // Seconds since the session started, turns spread evenly over the call.
+      ts: Math.round((durationSeconds * 100 * index) / transcript.length) / 100
     })),
     transcript_text: transcript.map(({ role, text }) => `${role}: ${text}`).join('\n'),
     created_at: session.created_at

@@ -9,14 +9,23 @@ export interface EmulatorCharacter {
   max_concurrent_sessions?: number
   /** An inactive character answers 404 like an unknown slug. Default true. */
   active?: boolean
+  /** Its appearance (`GET /api/agents/{slug}/appearance/`): display name. Default: the slug. */
+  name?: string
+  /** Language codes offered by its widget. Default: its `language`, else `['en']`. */
+  languages?: string[]
+  /** Hard limit of a call in seconds, 0 for none (appearance only: the emulator does not end calls). Default 0. */
+  max_call_seconds?: number
+  /** Forms of its appearance. Default none. */
+  forms?: EmulatorForm[]
   /** The tenant its sessions belong to (`tenant_id` of their summaries). Default `tenant_local`. */
   tenant_id?: string
 }
 
 /**
  * An API key that reads only part of the account: the sessions and form responses of one
- * tenant and/or of some characters. Anything outside it answers 404 as if it did not exist, and
- * usage lists leave it out. Scoping limits reads only: the key is valid on the session endpoint.
+ * tenant and/or of some characters. A session outside it answers 404 as if it did not exist, the
+ * form responses of a character outside it 403 (only its creator may read them), and usage lists
+ * leave it out. Scoping limits reads only: the key is valid on the session endpoint.
  */
 export interface EmulatorApiKey {
   key: string
@@ -60,9 +69,10 @@ export interface EmulatorOptions {
 
 /**
  * The requests a fault applies to: `session` the session POST, `billing` the summary GET
- * (`/api/billing/sessions/{id}/`), `usage` the usage GET, `form-responses` the form-response GET.
+ * (`/api/billing/sessions/{id}/`), `usage` the usage GET, `form-responses` the form-response GET,
+ * `appearance` the appearance GET.
  */
-export type EmulatorFaultTarget = 'session' | 'billing' | 'usage' | 'form-responses'
+export type EmulatorFaultTarget = 'session' | 'billing' | 'usage' | 'form-responses' | 'appearance'
 
 /**
  * A fault applied to the next request(s) of its `target`. Fields combine: `delayMs` waits before
@@ -130,8 +140,8 @@ export interface EmulatorSession {
   ended_at?: string
   /** Why `endSession` ended it. */
   end_reason?: EmulatorEndReason
-  /** The summary's `id`. */
-  summary_id: string
+  /** The summary's `id`: a row number. */
+  summary_id: number
   tenant_id: string
   /** The request's `origin_url`, else its `Origin` header. */
   origin_url: string
@@ -161,11 +171,12 @@ export interface EmulatorEndOptions {
   reason?: EmulatorEndReason
 }
 
-/** A line of a summary's transcript: `ts` is an ISO time, turns spread evenly over the call. */
+/** A line of a summary's transcript. */
 export interface EmulatorTranscriptEntry extends EmulatorTranscriptLine {
   /** 0-based. */
   turn_index: number
-  ts: string
+  /** Seconds since the session started (two decimals), turns spread evenly over the call. */
+  ts: number
 }
 
 /**
@@ -177,8 +188,8 @@ export interface EmulatorTranscriptEntry extends EmulatorTranscriptLine {
  * lines, `stt_audio_seconds` = the duration. A call whose token expires is finalized at its expiry.
  */
 export interface EmulatorSessionSummary {
-  /** A UUID, not the session id. */
-  id: string
+  /** A row number, not the session id. */
+  id: number
   session_id: string
   tenant_id: string
   character_slug: string
@@ -218,13 +229,14 @@ export interface EmulatorSessionSummary {
 }
 
 /**
- * An item of `GET /api/agents/{slug}/form-responses/` (`data` is an `EmulatorPage` of them; filters
- * `session_id`, `form_id`). `POST` there with `{ form_id, session_id, values }` records one: 201
- * with it as `data`; 400 for a bad body, 404 when the session is not one of that character's.
+ * An item of `GET /api/agents/{slug}/form-responses/`, which answers a bare JSON array of them, not
+ * wrapped and not paginated (filters `session_id`, `form_id`). `POST` there with
+ * `{ form_id, session_id, values }` records one: 201 with it as `data`; 400 for a bad body, 404 when
+ * the session is not one of that character's. A key outside the character's scope gets 403.
  */
 export interface EmulatorFormResponse {
-  /** A UUID. */
-  id: string
+  /** A row number. */
+  id: number
   form_id: string
   session_id: string
   values: Record<string, unknown>
@@ -232,36 +244,49 @@ export interface EmulatorFormResponse {
 }
 
 /**
- * A page of a list, ordered by `created_at` ascending. `next`/`previous`: the absolute URL of that
- * page (the same query with `page` set), or null. Query: `page` (1-based, default 1; past the last
- * page 404 `Invalid page.`; not a positive integer 400), `page_size` (default 50; 1 to 200, else 400).
+ * `data` of `GET /api/billing/usage/`: the totals over every page the filters select, and one page
+ * of summaries in `sessions.data` (ordered by `created_at`). Filters: `character_slug`, `tenant_id`,
+ * `start` <= `created_at` <= `end` (ISO times; another value answers 400). Paging: `page` (1-based,
+ * default 1; past the last page 404; not a positive integer 400), `page_size` (default 50; 1 to 200,
+ * else 400). `sessions` has no other key: Oshara documents none.
  */
-export interface EmulatorPage<T> {
-  /** Items on all pages. */
-  count: number
-  next: string | null
-  previous: string | null
-  results: T[]
+export interface EmulatorUsage {
+  total_sessions: number
+  total_llm_input_tokens: number
+  total_llm_output_tokens: number
+  total_stt_audio_seconds: number
+  total_tts_characters: number
+  /** A decimal string with 4 decimals. */
+  total_estimated_cost_usd: string
+  sessions: { data: EmulatorSessionSummary[] }
 }
 
-/** Sums over every page of a usage list. */
-export interface EmulatorUsageTotals {
-  sessions: number
-  session_duration_seconds: number
-  /** A decimal string with 4 decimals. */
-  estimated_cost_usd: string
-  llm_input_tokens: number
-  llm_output_tokens: number
-  tts_characters: number
-  stt_audio_seconds: number
+/** A form of a character's appearance; `submit_url` null: the widget posts to Oshara's form-responses endpoint. */
+export interface EmulatorForm {
+  id: string
+  title: string
+  submit_url: string | null
+  fields: Array<Record<string, unknown>>
 }
 
 /**
- * `data` of `GET /api/billing/usage/`: the summaries the key can read. Filters: `character_slug`,
- * `tenant_id`, `start` <= `created_at` < `end` (ISO times; another value answers 400).
+ * `GET /api/agents/{slug}/appearance/`: public, gated by `allowed_origins` (403), 404 for an unknown
+ * or inactive slug, not wrapped. The documented fields; branding is the documented defaults.
  */
-export interface EmulatorUsagePage extends EmulatorPage<EmulatorSessionSummary> {
-  totals: EmulatorUsageTotals
+export interface EmulatorAppearance {
+  name: string
+  subtitle: string
+  logo_url: string
+  start_button_text: string
+  theme: Record<string, string>
+  dimensions: Record<string, number>
+  labels: Record<string, string>
+  languages: Array<{ code: string, label: string, native_label: string }>
+  default_language: string
+  max_call_seconds: number
+  terms_url: string
+  show_audio_settings: boolean
+  forms: EmulatorForm[]
 }
 
 /**

@@ -82,13 +82,14 @@ export class SessionLimiter {
    * `tracking`, in the same store operation the session is tracked, and its slot is held until
    * it is finalized (at most `tracking.holdMs`), not until its token expires.
    */
-  async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger, tracking?: BindTracking): Promise<void> {
+  /** Ties the slot to its session; with `tracking`, the session is tracked too, its minutes and cost counted under `quotaKey`. */
+  async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger, tracking?: BindTracking, quotaKey?: string): Promise<void> {
     const holdMs = this.config.holdMs ?? tracking?.holdMs ?? expiresInSeconds * 1000
     const store = this.config.store as TrackingSessionStore
     try {
       const pending = tracking === undefined
         ? store.bind(slotId, sessionId, holdMs)
-        : store.bind(slotId, sessionId, holdMs, { firstCheckMs: tracking.firstCheckMs })
+        : store.bind(slotId, sessionId, holdMs, { firstCheckMs: tracking.firstCheckMs, quotaKey })
       await withTimeout(pending, this.#timeoutMs)
     } catch (cause) {
       publishStoreError('limiter', 'bind', cause)

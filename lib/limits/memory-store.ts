@@ -19,6 +19,7 @@ interface Slot extends Expiring {
 interface Entry extends Expiring {
   readonly sessionId: string
   readonly key: string | undefined
+  readonly quotaKey: string | undefined
   readonly trackedAt: number
   checks: number
   ended: boolean
@@ -239,10 +240,10 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   }
 
   /** Writes a fresh entry for the session, replacing one it had. */
-  #startTracking (sessionId: string, key: string | undefined, { firstCheckMs }: TrackRequest, now: number): void {
+  #startTracking (sessionId: string, key: string | undefined, { firstCheckMs, quotaKey }: TrackRequest, now: number): void {
     const previous = this.#entries.get(sessionId)
     if (previous !== undefined) this.#due.remove(previous)
-    const entry: Entry = { sessionId, key, trackedAt: now, checks: 0, ended: false, deliveries: 0, owner: undefined, leased: false, expiresAt: now + firstCheckMs, heapIndex: 0 }
+    const entry: Entry = { sessionId, key, quotaKey, trackedAt: now, checks: 0, ended: false, deliveries: 0, owner: undefined, leased: false, expiresAt: now + firstCheckMs, heapIndex: 0 }
     this.#entries.set(sessionId, entry)
     this.#due.push(entry)
   }
@@ -306,8 +307,8 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
 }
 
 function view (entry: Entry, now: number): TrackedSession {
-  const { sessionId, key, checks, ended, deliveries } = entry
-  return { sessionId, key, ageMs: now - entry.trackedAt, checks, ended, deliveries }
+  const { sessionId, key, quotaKey, checks, ended, deliveries } = entry
+  return { sessionId, key, quotaKey, ageMs: now - entry.trackedAt, checks, ended, deliveries }
 }
 
 function countOf (held: Slot | Slot[] | undefined): number {

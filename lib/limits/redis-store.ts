@@ -88,17 +88,15 @@ local function schedule(session_id, entry_key, due, now)
   if ttl < 0 or now + ttl < expires_at then redis.call('PEXPIREAT', tracked, expires_at) end
 end
 
--- Starts tracking a session (key false: it holds no slot). A session already tracked keeps its
--- entry as it is (schedule, counts and lease); only the key of its slot is recorded.
-local function start_tracking(session_id, key, first_check, now)
+-- Starts tracking a session (key false: it holds no slot; quota_key false: no quota counts it). A
+-- session already tracked keeps its entry as it is (schedule, counts and lease); only its keys are recorded.
+local function start_tracking(session_id, key, quota_key, first_check, now)
   local entry_key = track_key(session_id)
-  if redis.call('EXISTS', entry_key) == 1 then
-    if key then redis.call('HSET', entry_key, 'key', key) end
-    return
-  end
-  redis.call('HSET', entry_key, 'since', now, 'checks', 0, 'ended', 0, 'deliveries', 0)
+  local exists = redis.call('EXISTS', entry_key) == 1
+  if not exists then redis.call('HSET', entry_key, 'since', now, 'checks', 0, 'ended', 0, 'deliveries', 0) end
   if key then redis.call('HSET', entry_key, 'key', key) end
-  schedule(session_id, entry_key, now + delay_ms(first_check), now)
+  if quota_key then redis.call('HSET', entry_key, 'quota', quota_key) end
+  if not exists then schedule(session_id, entry_key, now + delay_ms(first_check), now) end
 end
 
 -- The entry is its last claimer's (to reschedule or untrack) until another tracker claims it.
@@ -134,7 +132,7 @@ expire_with_last(global)
 return {1}
 `
 
-// KEYS: global set, slot hash. ARGV: slot id, session id, hold ms, first check ms ('' when not tracking).
+// KEYS: global set, slot hash. ARGV: slot id, session id, hold ms, first check ms ('' when not tracking), quota key ('' for none).
 // Returns 1 when bound (and then tracked, with the slot's key, when asked).
 const BIND = `${LUA_HELPERS}
 local slot_key, slot_id, session_id = KEYS[2], ARGV[1], ARGV[2]
@@ -154,7 +152,7 @@ redis.call('SET', session_key, slot_id)
 redis.call('PEXPIREAT', session_key, expires_at)
 expire_with_last(held)
 expire_with_last(global)
-if ARGV[4] ~= '' then start_tracking(session_id, slot[1], ARGV[4], now) end
+if ARGV[4] ~= '' then start_tracking(session_id, slot[1], ARGV[5] ~= '' and ARGV[5], ARGV[4], now) end
 return 1
 `
 
@@ -177,15 +175,15 @@ forget_slot(slot_key, slot_id, slot[1], slot[2])
 return 1
 `
 
-// KEYS: global set. ARGV: session id, first check ms, key ('' for none). A session already tracked keeps its entry.
+// KEYS: global set. ARGV: session id, first check ms, key ('' for none), quota key ('' for none). A session already tracked keeps its entry.
 const TRACK = `${LUA_HELPERS}
-start_tracking(ARGV[1], ARGV[3] ~= '' and ARGV[3], ARGV[2], now_ms())
+start_tracking(ARGV[1], ARGV[3] ~= '' and ARGV[3], ARGV[4] ~= '' and ARGV[4], ARGV[2], now_ms())
 return 1
 `
 
 // KEYS: global set. ARGV: owner, lease ms, limit.
 // Returns {ms until the next unclaimed entry is due (false when none), {session id, key or false, age ms,
-// checks, ended, deliveries}...}, earliest due first. Entries whose hash has expired are dropped on the way.
+// checks, ended, deliveries, quota key or false}...}, earliest due first. Entries whose hash has expired are dropped on the way.
 const CLAIM_DUE = `${LUA_HELPERS}
 local owner, limit = ARGV[1], math.floor(tonumber(ARGV[3]))
 local now = now_ms()
@@ -198,13 +196,13 @@ while count < limit do
   if #due == 0 then break end
   for _, session_id in ipairs(due) do
     local entry_key = track_key(session_id)
-    local entry = redis.call('HMGET', entry_key, 'key', 'since', 'checks', 'ended', 'deliveries')
+    local entry = redis.call('HMGET', entry_key, 'key', 'since', 'checks', 'ended', 'deliveries', 'quota')
     if entry[2] then
       redis.call('HSET', entry_key, 'owner', owner, 'leased', 1)
       schedule(session_id, entry_key, lease_end, now)
       count = count + 1
       claimed[session_id] = true
-      reply[count + 1] = {session_id, entry[1], now - tonumber(entry[2]), tonumber(entry[3]), tonumber(entry[4]), tonumber(entry[5])}
+      reply[count + 1] = {session_id, entry[1], now - tonumber(entry[2]), tonumber(entry[3]), tonumber(entry[4]), tonumber(entry[5]), entry[6]}
     else
       redis.call('ZREM', tracked, session_id)
     end
@@ -292,7 +290,7 @@ const SCRIPTS = {
   osharaVoiceV2SessionsOf: { numberOfKeys: 2, lua: SESSIONS_OF }
 } as const
 
-type ClaimReply = [number | null, ...Array<[string, string | null, number, number, number, number]>]
+type ClaimReply = [number | null, ...Array<[string, string | null, number, number, number, number, string | null]>]
 
 /**
  * A `SessionStore` in Redis, shared by every app instance that uses the same client target
@@ -342,7 +340,7 @@ export class RedisSessionStore implements SessionStore, TrackingStore {
 
   async bind (slotId: string, sessionId: string, holdMs: number, track?: TrackRequest): Promise<boolean> {
     const reply = await this.#client.osharaVoiceV2Bind(
-      this.#global, this.#slotKey(slotId), slotId, sessionId, holdMs, track?.firstCheckMs ?? ''
+      this.#global, this.#slotKey(slotId), slotId, sessionId, holdMs, track?.firstCheckMs ?? '', track?.quotaKey ?? ''
     )
     return reply === 1
   }
@@ -358,14 +356,14 @@ export class RedisSessionStore implements SessionStore, TrackingStore {
     return reply === 1
   }
 
-  async track (sessionId: string, { firstCheckMs, key }: TrackRequest): Promise<void> {
-    await this.#client.osharaVoiceV2Track(this.#global, sessionId, firstCheckMs, key ?? '')
+  async track (sessionId: string, { firstCheckMs, key, quotaKey }: TrackRequest): Promise<void> {
+    await this.#client.osharaVoiceV2Track(this.#global, sessionId, firstCheckMs, key ?? '', quotaKey ?? '')
   }
 
   async claimDue ({ owner, leaseMs, limit }: ClaimRequest): Promise<ClaimResult> {
     const [nextDueMs, ...entries] = await this.#client.osharaVoiceV2ClaimDue(this.#global, owner, leaseMs, limit) as ClaimReply
-    const sessions = entries.map(([sessionId, key, ageMs, checks, ended, deliveries]): TrackedSession =>
-      ({ sessionId, key: key ?? undefined, ageMs, checks, ended: ended === 1, deliveries }))
+    const sessions = entries.map(([sessionId, key, ageMs, checks, ended, deliveries, quotaKey]): TrackedSession =>
+      ({ sessionId, key: key ?? undefined, quotaKey: quotaKey ?? undefined, ageMs, checks, ended: ended === 1, deliveries }))
     return { sessions, nextDueMs: nextDueMs ?? undefined }
   }
 

@@ -80,14 +80,18 @@ export interface SessionStore {
 export interface TrackRequest {
   /** When the first lookup is due, from now. */
   firstCheckMs: number
-  /** For `track` (a session without a slot): the key to report it under, e.g. its quota key. `bind` uses the slot's key. */
+  /** For `track` (a session without a slot): the key to report it under. `bind` uses the slot's key. */
   key?: string | undefined
+  /** The quota key its minutes and cost count against when it ends; undefined when no quota counts it. */
+  quotaKey?: string | undefined
 }
 
 export interface TrackedSession {
   sessionId: string
   /** The limiter key whose slot it held (kept once the slot is freed); undefined for a session minted without one. */
   key: string | undefined
+  /** The quota key it was counted under (`TrackRequest.quotaKey`); undefined when none. */
+  quotaKey: string | undefined
   /** How long it has been tracked, in milliseconds. */
   ageMs: number
   /** Lookups made so far that found it still running (or failed). */

@@ -99,9 +99,6 @@ function sessionTracking (given: Given, options: Record<string, unknown>): Track
     if (tracking !== undefined) throw invalidOption('tracking', `needs apiKey: ${needsKey}`, 'set apiKey, or remove tracking')
     return undefined
   }
-  if (quotaBudget !== undefined && limits !== undefined && quota?.key !== undefined) {
-    throw invalidOption('quota.key', `cannot differ from limits.key with ${quotaBudget}: an ended session is counted for the key that held its slot`, 'leave quota.key out (it defaults to limits.key)')
-  }
   if (tracking === undefined && limits === undefined && onSessionEnd === undefined && quotaBudget === undefined) return undefined
   const { store: trackingStore, ...settings } = tracking ?? checkGroup(TRACKING_OPTIONS, {}, 'tracking.')
   const path = trackingStore !== undefined ? 'tracking.store' : 'limits.store'

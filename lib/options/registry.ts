@@ -50,7 +50,8 @@ export const DEFAULTS = Object.freeze({
     route: true,
     decorator: 'oshara',
     clientFields: Object.freeze(['language'] as const),
-    public: false
+    public: false,
+    checkOnReady: true
   }),
   route: Object.freeze({
     /** Bytes; a token request is tiny (Fastify's own default is 1 MiB). */
@@ -491,6 +492,7 @@ export const PLUGIN_OPTIONS = {
   client: optional(checkClient),
   allowedOrigins: { check: checkAllowedOrigins },
   public: flag(DEFAULTS.plugin.public),
+  checkOnReady: flag(DEFAULTS.plugin.checkOnReady),
   quota: optional((value, path) => normalizeGroup(QUOTA_OPTIONS, value, path)),
   telemetry: optional((value, path) => normalizeGroup(TELEMETRY_OPTIONS, value, path)),
   onSessionEnd: userFunction<OsharaVoiceBaseOptions['onSessionEnd']>('(summary, { sessionId, key }) => { ... }'),

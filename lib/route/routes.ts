@@ -166,10 +166,12 @@ async function reportFailure (config: PluginConfig, request: FastifyRequest, rep
     if (error.retryAfterMs !== undefined && row.retryAfter) {
       reply.header('retry-after', Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
     }
+    const fields = { code: error.code, upstreamStatus: error.upstreamStatus, requestId: error.requestId, detail: error.detail, fix: error.fix }
     if (row.fix !== undefined) {
-      request.log.error({
-        code: error.code, upstreamStatus: error.upstreamStatus, requestId: error.requestId, detail: error.detail, fix: error.fix
-      }, `oshara: upstream refused the session: ${error.fix ?? row.fix}`)
+      request.log.error(fields, `oshara: upstream refused the session: ${error.fix ?? row.fix}`)
+    } else if (error.fix !== undefined) {
+      // Unreachable: a wrong baseUrl, or an outage; Fastify logs the 503 itself, this line says what to check.
+      request.log.warn(fields, `oshara: the voice service could not be reached: ${error.fix}`)
     }
   }
   try {
@@ -191,7 +193,8 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
     let body
     try {
       const options: MintOptions<OsharaSession> = {
-        key: key ?? quotaKey,
+        limiterKey: key,
+        quotaKey,
         log: request.log,
         signal: request[kDisconnect] as DisconnectSignal,
         // One id links the app's log line, the span and Oshara's side.

@@ -311,10 +311,10 @@ function onlySession (sessions: readonly TrackedSession[], sessionId: string, wh
   return sessions[0] as TrackedSession
 }
 
-/** Asserts what a claimed entry says about its session (`ageMs` is checked where it is known). */
-function assertEntry (session: TrackedSession, expected: Omit<TrackedSession, 'ageMs'>, what: string): void {
+/** Asserts what a claimed entry says about its session (`ageMs` is checked where it is known; `quotaKey` is undefined unless given). */
+function assertEntry (session: TrackedSession, expected: Omit<TrackedSession, 'ageMs' | 'quotaKey'> & { quotaKey?: string }, what: string): void {
   const { ageMs, ...rest } = session
-  assert.deepEqual(rest, expected, `${what}: the claimed entry`)
+  assert.deepEqual(rest, { quotaKey: undefined, ...expected }, `${what}: the claimed entry`)
   assert.ok(typeof ageMs === 'number' && ageMs >= 0, `${what}: ageMs ${ageMs} is a number, not negative`)
 }
 
@@ -626,6 +626,19 @@ const TRACKING_CASES: Record<string, TrackingBody> = {
     assert.equal(await store.markEnded('sess-1'), true, 'markEnded')
     assert.equal(await store.untrack('sess-1', OWNER_A), true, 'untrack by the owner')
     await assertNothingTracked(store, 'after untrack')
+  },
+
+  async 'tracking: the quota key given to bind or track comes back with every claim, beside the limiter key' ({ store }) {
+    const slotId = await slotOf(store, request('user-1'))
+    assert.equal(await store.bind(slotId, 'sess-1', LONG_MS, { firstCheckMs: 0, quotaKey: 'org-1' }), true, 'bind with a quota key')
+    await store.track('sess-2', { firstCheckMs: 0, key: 'user-2', quotaKey: 'org-2' })
+    const { sessions } = await claim(store, OWNER_A)
+    const byId = new Map(sessions.map((session) => [session.sessionId, session]))
+    assertEntry(byId.get('sess-1') as TrackedSession, { sessionId: 'sess-1', key: 'user-1', quotaKey: 'org-1', checks: 0, ended: false, deliveries: 0 }, 'bound')
+    assertEntry(byId.get('sess-2') as TrackedSession, { sessionId: 'sess-2', key: 'user-2', quotaKey: 'org-2', checks: 0, ended: false, deliveries: 0 }, 'tracked without a slot')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, ended: true }), true, 'marked ended')
+    assertEntry(onlySession((await claim(store, OWNER_B)).sessions.filter((session) => session.sessionId === 'sess-1'), 'sess-1', 'after it ended'),
+      { sessionId: 'sess-1', key: 'user-1', quotaKey: 'org-1', checks: 0, ended: true, deliveries: 0 }, 'kept once ended')
   },
 
   async 'tracking: 200 parallel claims by 4 owners claim each due entry exactly once' ({ store }) {

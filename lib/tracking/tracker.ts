@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { OsharaClient } from '../client/client.js'
+import { kTolerant, type OsharaClient, type PluginCallOptions } from '../client/client.js'
 import type { OsharaSessionSummary } from '../client/summaries.js'
 import { OsharaError } from '../errors.js'
 import type { TrackedSession, TrackingSessionStore } from '../limits/store.js'
@@ -73,10 +73,10 @@ export class SessionTracker {
     this.#wake(this.#config.firstCheckMs)
   }
 
-  /** Tracks a session that holds no slot, under `key` (its quota key) if given. Never throws: a store failure is logged. */
-  async track (sessionId: string, key: string | undefined): Promise<void> {
+  /** Tracks a session that holds no slot, reported under `key` and counted under `quotaKey` if given. Never throws: a store failure is logged. */
+  async track (sessionId: string, key: string | undefined, quotaKey: string | undefined): Promise<void> {
     try {
-      await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs, key })
+      await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs, key, quotaKey })
       this.tracked()
     } catch (error) {
       publishStoreError('tracking', 'track', error)
@@ -93,7 +93,7 @@ export class SessionTracker {
     try {
       const sessionIds = await this.#config.store.sessionsOf(key)
       const freed = await Promise.all(sessionIds.map(async (sessionId) => {
-        const summary = await this.#client.getSession(sessionId, { signal }).catch(() => undefined)
+        const summary = await this.#lookup(sessionId, signal).catch(() => undefined)
         return isFinalized(summary) && await this.#config.store.markEnded(sessionId)
       }))
       if (!freed.includes(true)) return false
@@ -104,6 +104,12 @@ export class SessionTracker {
       this.#log.warn({ err: error }, 'oshara: could not look up the sessions of a key at its limit')
       return false
     }
+  }
+
+  /** A summary as tracking reads it: only `session_id` and `finalized_at` must be as documented. */
+  #lookup (sessionId: string, signal: AbortSignal | undefined): Promise<OsharaSessionSummary> {
+    const options: PluginCallOptions = { signal, log: this.#log, [kTolerant]: true }
+    return this.#client.getSession(sessionId, options)
   }
 
   /** Stops the timer and waits for the lookups and deliveries in flight (each ends within its deadline). */
@@ -174,7 +180,7 @@ export class SessionTracker {
     const { sessionId } = session
     let summary: OsharaSessionSummary
     try {
-      summary = await this.#client.getSession(sessionId)
+      summary = await this.#lookup(sessionId, undefined)
     } catch (error) {
       return await this.#lookupFailed(session, error)
     }
@@ -185,7 +191,7 @@ export class SessionTracker {
     if (session.deliveries === 0) {
       this.#ended++
       publishEnd(sessionId, summary)
-      await this.#onEnded?.(session.key, summary)
+      await this.#onEnded?.(session.quotaKey, summary)
     }
     if (this.#config.onSessionEnd === undefined) {
       await store.untrack(sessionId, this.owner)
@@ -198,7 +204,7 @@ export class SessionTracker {
     const { sessionId, key } = session
     const store = this.#config.store
     try {
-      await (this.#config.onSessionEnd as NonNullable<TrackerConfig['onSessionEnd']>)(summary, { sessionId, key })
+      await (this.#config.onSessionEnd as NonNullable<TrackerConfig['onSessionEnd']>)(summary, { sessionId, key, quotaKey: session.quotaKey })
     } catch (error) {
       const deliveries = session.deliveries + 1
       if (deliveries >= MAX_DELIVERIES) {
@@ -230,7 +236,10 @@ export class SessionTracker {
     const delayMs = this.#backoff(checks)
     const fields = { session_id: session.sessionId, code: (error as OsharaError).code, upstreamStatus: (error as OsharaError).upstreamStatus, retryInMs: delayMs }
     if (error instanceof OsharaError && error.fix !== undefined) {
-      this.#log.error({ ...fields, fix: error.fix }, `oshara: session lookup refused; its slot stays held: ${error.fix}`)
+      // A refusal (401) needs the operator; an unreachable baseUrl may be a setup mistake or an outage.
+      const refused = error.code !== 'FST_OSHARA_UNAVAILABLE'
+      this.#log[refused ? 'error' : 'warn']({ ...fields, fix: error.fix },
+        `oshara: session lookup ${refused ? 'refused' : 'failed'}; its slot stays held: ${error.fix}`)
     } else {
       this.#log.warn(fields, 'oshara: session lookup failed; its slot stays held, looked up again later')
     }
@@ -255,7 +264,8 @@ function publishEnd (sessionId: string, summary: OsharaSessionSummary): void {
   } satisfies OsharaSessionEndMessage)
 }
 
-/** Oshara sets `finalized_at` once the call is over and its summary computed. */
+/** Oshara sets `finalized_at` (a time) once the call is over and its summary computed; anything else is not an end. */
 function isFinalized (summary: OsharaSessionSummary | undefined): boolean {
-  return typeof summary?.finalized_at === 'string'
+  const finalizedAt: unknown = summary?.finalized_at
+  return typeof finalizedAt === 'string' && !Number.isNaN(Date.parse(finalizedAt))
 }

@@ -4,7 +4,11 @@ import osharaVoice, { type OsharaInvalidOptionsError, type OsharaVoiceOptions } 
 import type { OsharaEmulator } from '../../lib/emulator/index.js'
 import { ORIGIN } from './emulator.js'
 
-/** A Fastify app with the plugin against `emulator`; retries fast, closed at the end of `t`. */
+/**
+ * A Fastify app with the plugin against `emulator`; retries fast, closed at the end of `t`. The
+ * startup check is off unless asked for (test/startup-check.test.ts covers it), so that tests
+ * counting upstream requests count only their own.
+ */
 export async function buildApp (t: Test, emulator: OsharaEmulator, options: Partial<OsharaVoiceOptions> = {}, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions)
   await app.register(osharaVoice, {
@@ -12,6 +16,7 @@ export async function buildApp (t: Test, emulator: OsharaEmulator, options: Part
     agent: 'support-bot',
     baseUrl: emulator.url,
     retry: { minDelayMs: 1, maxDelayMs: 5 },
+    checkOnReady: false,
     ...options
   } as OsharaVoiceOptions)
   t.teardown(() => app.close())

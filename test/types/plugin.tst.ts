@@ -39,6 +39,19 @@ test('plugin options', () => {
   expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', timeoutMs: '5s' })
   expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', allowedOrigins: ['https://partner.example'], public: true })
   expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', allowedOrigins: 'https://partner.example' })
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', checkOnReady: false })
+  expect<OsharaVoiceOptions>().type.not.toBeAssignableFrom({ origin: 'https://a.example', agent: 'a', checkOnReady: 'yes' })
+  expect<OsharaVoiceOptions>().type.toBeAssignableFrom({
+    origin: 'https://a.example',
+    agent: 'a',
+    apiKey: 'sk_x',
+    limits: { concurrency: 1, key: (request: FastifyRequest) => request.ip },
+    quota: { key: (request: FastifyRequest) => String(request.headers['x-org']), window: 'month' as const, minutes: 600 },
+    onSessionEnd: (summary: OsharaSessionSummary, context: { sessionId: string, key: string | undefined, quotaKey: string | undefined }) => {
+      expect(summary.transcript?.[0]?.ts).type.toBe<number | null | undefined>()
+      expect(summary.id).type.toBe<number | string | undefined>()
+    }
+  })
   expect<OsharaVoiceOptions>().type.toBeAssignableFrom({
     origin: 'https://a.example',
     agent: 'a',
