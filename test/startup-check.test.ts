@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import osharaVoice, { type OsharaVoiceOptions } from '../lib/index.js'
+import osharaVoice, { createOsharaClient, type OsharaVoiceOptions } from '../lib/index.js'
 import type { OsharaEmulator } from '../lib/emulator/index.js'
 import { logCapture } from './helpers/app.js'
 import { closedPort, ORIGIN, startEmulator } from './helpers/emulator.js'
@@ -62,6 +62,17 @@ t.test('any other failure: a warning with its code', async (t) => {
   const { warnings } = await startApp(t, { baseUrl: emulator.url })
   await waitUntil(() => warnings().length === 1, 'the warning is logged')
   t.match(warnings()[0], { code: 'FST_OSHARA_UPSTREAM_ERROR', msg: /startup check of agent "support-bot" .* failed \(FST_OSHARA_UPSTREAM_ERROR\)/ })
+})
+
+t.test('getAppearance refuses an answer that is not an appearance object', async (t) => {
+  const emulator = await startEmulator(t)
+  const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url, retry: false })
+  t.teardown(() => client.close())
+  t.match(await client.getAppearance('support-bot'), { name: 'support-bot', default_language: 'en' })
+  emulator.fault({ target: 'appearance', malformed: true })
+  await t.rejects(client.getAppearance('support-bot'), { code: 'FST_OSHARA_BAD_RESPONSE', detail: /not JSON/ })
+  emulator.fault({ target: 'appearance', status: 200, body: { languages: 'en' } })
+  await t.rejects(client.getAppearance('support-bot'), { code: 'FST_OSHARA_BAD_RESPONSE', detail: /not an appearance object/ })
 })
 
 t.test('ready does not wait for the check; closing the app cuts it short without a warning', async (t) => {

@@ -66,13 +66,13 @@ export interface CallOptions {
   requestId?: string | undefined
 }
 
-/** A lookup for session tracking: only `session_id` and `finalized_at` must pass their checks (see summary-fields.ts). */
+/** A lookup for session tracking, with where to log odd fields: only `session_id` and `finalized_at` must pass their checks (see summary-fields.ts). */
 export const kTolerant = Symbol('oshara tolerant lookup')
 
 /** The plugin's own call options: with `telemetry.tracing`, what makes the `oshara.session.create` span. Not public API. */
 export interface PluginCallOptions extends CallOptions {
   [kTracing]?: SessionTracing | undefined
-  [kTolerant]?: true | undefined
+  [kTolerant]?: OsharaLogger | undefined
 }
 
 /** What a traced call reports as it ends. */
@@ -224,7 +224,8 @@ class SessionClient implements OsharaClient {
     if (typeof sessionId !== 'string' || sessionId === '') {
       return Promise.reject(new OsharaInvalidSessionError('getSession needs a non-empty session id'))
     }
-    const parse = options[kTolerant] === true ? tolerantSummaryParser(sessionId, options.log ?? this.config.logger) : strictSummaryParser(sessionId)
+    const tolerantLog = options[kTolerant]
+    const parse = tolerantLog === undefined ? strictSummaryParser(sessionId) : tolerantSummaryParser(sessionId, tolerantLog)
     return this.read(`${BILLING_PATH}${encodeURIComponent(sessionId)}/`, parse, options, trace)
   }
 
@@ -565,7 +566,7 @@ function strictSummaryParser (sessionId: string): Parse<OsharaSessionSummary> {
 }
 
 /** A summary of `sessionId`, whatever its other fields hold (each odd one logged once per process). */
-function tolerantSummaryParser (sessionId: string, log: OsharaLogger | undefined): Parse<OsharaSessionSummary> {
+function tolerantSummaryParser (sessionId: string, log: OsharaLogger): Parse<OsharaSessionSummary> {
   return (text, status) => {
     const summary = sameSession(parseSummaryCore(text, status), sessionId, status)
     if (!(summary instanceof Error)) warnOfOddFields(summary, log)

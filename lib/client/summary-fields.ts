@@ -40,7 +40,7 @@ function innermost (error: ValueError): ValueError {
 }
 
 /** Logs, once per field name per process, each field of `summary` that fails its documented check. */
-export function warnOfOddFields (summary: OsharaSessionSummary, log: OsharaLogger | undefined): void {
+export function warnOfOddFields (summary: OsharaSessionSummary, log: OsharaLogger): void {
   const sessionId = summary.session_id
   if (checkSummary.Check(summary)) return
   for (const found of checkSummary.Errors(summary) as Iterable<ValueError>) {
@@ -48,7 +48,7 @@ export function warnOfOddFields (summary: OsharaSessionSummary, log: OsharaLogge
     const field = fieldName(error.path)
     if (warned.has(field)) continue
     warned.add(field)
-    log?.warn({ field, expected: expected(error.schema), session_id: sessionId },
+    log.warn({ field, expected: expected(error.schema), session_id: sessionId },
       `oshara: session summary field ${field} is not ${expected(error.schema)} as documented; passed on as sent (tracking does not use it)`)
   }
 }

@@ -108,7 +108,7 @@ export class SessionTracker {
 
   /** A summary as tracking reads it: only `session_id` and `finalized_at` must be as documented. */
   #lookup (sessionId: string, signal: AbortSignal | undefined): Promise<OsharaSessionSummary> {
-    const options: PluginCallOptions = { signal, log: this.#log, [kTolerant]: true }
+    const options: PluginCallOptions = { signal, [kTolerant]: this.#log }
     return this.#client.getSession(sessionId, options)
   }
 
