@@ -4,7 +4,7 @@ export { osharaVoice }
 export default osharaVoice
 
 export { createOsharaClient } from './client/client.js'
-export type { AbortSignalLike, CallOptions, OsharaClient } from './client/client.js'
+export type { CallOptions, OsharaClient } from './client/client.js'
 export type { OsharaClientOptions, OsharaLogger } from './client/options.js'
 export type { RetryOptions } from './client/retry.js'
 export type { BreakerOptions, OsharaBreakerState } from './client/breaker.js'

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AbortSignalLike, OsharaClient, PluginCallOptions } from './client/client.js'
+import type { OsharaClient, PluginCallOptions } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
 import { OsharaAbortedError, OsharaSessionLimitError } from './errors.js'
 import type { BindTracking, SessionLimiter } from './limits/limiter.js'
@@ -26,7 +26,7 @@ export interface MintOptions<T> {
   /** The quota key a tracked session's minutes and cost count against when it ends (undefined: none). */
   quotaKey: string | undefined
   log: FastifyBaseLogger
-  signal: AbortSignalLike | undefined
+  signal: AbortSignal | undefined
   /** `X-Request-Id` of the upstream call (the route's `request.id`); a random UUID when undefined. */
   requestId: string | undefined
   /** Runs after the slot is bound (the route's `onSession` and `response`); a throw frees the slot. */

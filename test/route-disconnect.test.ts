@@ -1,6 +1,7 @@
 import { connect } from 'node:net'
 import t from 'tap'
-import type { FastifyRequest } from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
+import { disconnectSignal } from '../lib/route/disconnect.js'
 import type { OsharaError } from '../lib/index.js'
 import { buildApp, postToken } from './helpers/app.js'
 import { sessionRequests, startEmulator } from './helpers/emulator.js'
@@ -44,3 +45,55 @@ for (const slowStep of ['auth preHandler', 'metadata extractor']) {
     t.equal(next.statusCode, 200, 'the same user gets a session at once: the slot is free')
   })
 }
+
+t.test('the disconnect signal tells every listener, and a removed listener nothing (it once kept only the last listener)', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const heard: string[] = []
+  let arrived!: () => void
+  const requestArrived = new Promise<void>((resolve) => { arrived = resolve })
+  let aborted!: () => void
+  const signalAborted = new Promise<void>((resolve) => { aborted = resolve })
+  app.get('/slow', async (_request, reply) => {
+    const signal = disconnectSignal(reply)
+    const removed = (): void => { heard.push('removed') }
+    signal.addEventListener('abort', () => { heard.push('first') })
+    signal.addEventListener('abort', removed)
+    signal.addEventListener('abort', () => { heard.push('second'); aborted() })
+    signal.removeEventListener('abort', removed)
+    arrived()
+    await signalAborted
+    return 'late'
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(`GET /slow HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+  await requestArrived
+  socket.destroy()
+  await signalAborted
+  t.same(heard, ['first', 'second'])
+})
+
+t.test('a reply whose connection is already gone starts aborted', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  let aborted: boolean | undefined
+  let arrived!: () => void
+  const requestArrived = new Promise<void>((resolve) => { arrived = resolve })
+  app.get('/gone', async (request, reply) => {
+    const socket = request.raw.socket
+    if (!socket.destroyed) await new Promise((resolve) => socket.once('close', resolve))
+    aborted = disconnectSignal(reply).aborted
+    arrived()
+    return 'late'
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(`GET /gone HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, () => { setImmediate(() => socket.destroy()) })
+  await requestArrived
+  t.equal(aborted, true)
+})

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ValueError } from '@sinclair/typebox/errors'
 import { Pool, type Dispatcher } from 'undici'
 import {
@@ -50,16 +51,9 @@ import {
   type SessionRequest
 } from './schemas.js'
 
-/** What the client needs of an `AbortSignal`; any `AbortSignal` is one. */
-export interface AbortSignalLike {
-  readonly aborted: boolean
-  addEventListener (type: 'abort', listener: () => void): void
-  removeEventListener (type: 'abort', listener: () => void): void
-}
-
 export interface CallOptions {
   /** Aborting it ends the call, an in-flight attempt and a pending retry delay at once. */
-  signal?: AbortSignalLike | undefined
+  signal?: AbortSignal | undefined
   /** Logger for this call's retry warnings (e.g. `request.log`); defaults to the client's `logger`. */
   log?: OsharaLogger | undefined
   /** `X-Request-Id` for this call; a random UUID by default. */
@@ -324,7 +318,9 @@ class SessionClient implements OsharaClient {
       if (retryChannel.hasSubscribers) {
         retryChannel.publish({ requestId, attempt: attempts, code: error.code, upstreamStatus: error.upstreamStatus, delayMs: delay } satisfies OsharaRetryMessage)
       }
-      if (!await sleep(delay, signal)) {
+      try {
+        await sleep(delay, undefined, { signal })
+      } catch {
         error = aborted(requestId, attempts)
         break
       }
@@ -336,10 +332,12 @@ class SessionClient implements OsharaClient {
   }
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
-  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignalLike | undefined): Promise<T | AttemptFailure> {
-    const abort = new AttemptAbort()
-    const timer = setTimeout(abortOnTimeout, timeoutMs, abort)
-    signal?.addEventListener('abort', abort.onCallerAbort)
+  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignal | undefined): Promise<T | AttemptFailure> {
+    const abort = new AbortController()
+    const timer = setTimeout(() => abort.abort(TIMEOUT), timeoutMs)
+    // Not AbortSignal.any: the caller's own signal may be an AbortSignal.timeout, whose reason looks like ours.
+    const onCallerAbort = (): void => abort.abort(ABORTED)
+    signal?.addEventListener('abort', onCallerAbort)
     let result: T | AttemptFailure
     try {
       const response = await this.dispatcher.request({
@@ -348,15 +346,15 @@ class SessionClient implements OsharaClient {
         method: endpoint.method,
         headers: [...endpoint.headers, 'x-request-id', requestId],
         body: endpoint.body,
-        signal: abort
+        signal: abort.signal
       })
       const text = await readBody(response.body, response.headers['content-length'])
       result = this.outcome(endpoint, response.statusCode, response.headers, text)
     } catch (cause) {
-      result = { error: thrownError(cause, abort, timeoutMs, requestId, this.baseUrl), serverDelay: undefined }
+      result = { error: thrownError(cause, abort.signal, timeoutMs, requestId, this.baseUrl), serverDelay: undefined }
     }
     clearTimeout(timer)
-    signal?.removeEventListener('abort', abort.onCallerAbort)
+    signal?.removeEventListener('abort', onCallerAbort)
     return result
   }
 
@@ -406,39 +404,8 @@ function sessionLookedUp (context: OsharaSessionLookupMessage, summary: OsharaSe
   context.finalized = typeof summary.finalized_at === 'string'
 }
 
-/**
- * Aborts one attempt, on its timeout or the caller's abort. undici accepts any object with
- * `aborted`, `reason` and `addEventListener` as a signal, and adds one listener per request:
- * far cheaper than an AbortController, or an EventEmitter, per attempt.
- */
-class AttemptAbort {
-  aborted = false
-  reason: symbol | undefined = undefined
-  readonly onCallerAbort = (): void => this.abort(ABORTED)
-  #listeners: Array<() => void> = []
-
-  addEventListener (_type: 'abort', listener: () => void): void {
-    this.#listeners.push(listener)
-  }
-
-  removeEventListener (_type: 'abort', listener: () => void): void {
-    const index = this.#listeners.indexOf(listener)
-    if (index !== -1) this.#listeners.splice(index, 1)
-  }
-
-  abort (reason: symbol): void {
-    this.aborted = true
-    this.reason = reason
-    for (const listener of this.#listeners.splice(0)) listener()
-  }
-}
-
-function abortOnTimeout (abort: AttemptAbort): void {
-  abort.abort(TIMEOUT)
-}
-
 /** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
-function thrownError (cause: unknown, signal: AttemptAbort, timeoutMs: number, requestId: string, baseUrl: string): OsharaError {
+function thrownError (cause: unknown, signal: AbortSignal, timeoutMs: number, requestId: string, baseUrl: string): OsharaError {
   if (!signal.aborted) return classifyNetworkError(cause, baseUrl)
   return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)
 }
@@ -514,21 +481,6 @@ async function readCapped (body: Dispatcher.ResponseData['body']): Promise<strin
   return Buffer.concat(chunks, size).toString('utf8')
 }
 
-/** Waits `ms`; resolves false at once if `signal` aborts (or already has). */
-function sleep (ms: number, signal: AbortSignalLike | undefined): Promise<boolean> {
-  if (signal?.aborted === true) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      resolve(false)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve(true)
-    }, ms)
-    signal?.addEventListener('abort', onAbort)
-  })
-}
 
 function parseJson (text: string, status: number): unknown {
   try {

@@ -9,7 +9,7 @@ import { type Minter, type MintOptions, mint } from '../mint.js'
 import type { PluginConfig } from '../options/normalize.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
-import { DisconnectSignal } from './disconnect.js'
+import { disconnectSignal } from './disconnect.js'
 import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './route-schemas.js'
 
 const kDisconnect = Symbol('oshara disconnect signal')
@@ -17,7 +17,7 @@ const kDisconnect = Symbol('oshara disconnect signal')
 /** TypeBox validates without coercion, whatever the app's Ajv settings: wrong types are a 400. */
 const validateWithoutCoercion = TypeBoxValidatorCompiler as FastifySchemaCompiler<unknown>
 
-type RequestWithSignal = FastifyRequest & { [kDisconnect]: DisconnectSignal | null }
+type RequestWithSignal = FastifyRequest & { [kDisconnect]: AbortSignal | null }
 
 type RouteHooks = PluginConfig['routeOptions']
 
@@ -72,7 +72,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
   const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
   const crossSite = refuseCrossSite(config.allowedOrigins)
   const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
-    (request as RequestWithSignal)[kDisconnect] = new DisconnectSignal(reply)
+    (request as RequestWithSignal)[kDisconnect] = disconnectSignal(reply)
     crossSite.call(this, request, reply, done)
   }
   const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
@@ -196,7 +196,7 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
         limiterKey: key,
         quotaKey,
         log: request.log,
-        signal: request[kDisconnect] as DisconnectSignal,
+        signal: request[kDisconnect] as AbortSignal,
         // One id links the app's log line, the span and Oshara's side.
         requestId: String(request.id),
         finish: undefined
