@@ -481,7 +481,6 @@ async function readCapped (body: Dispatcher.ResponseData['body']): Promise<strin
   return Buffer.concat(chunks, size).toString('utf8')
 }
 
-
 function parseJson (text: string, status: number): unknown {
   try {
     return JSON.parse(text)
