@@ -1,7 +1,7 @@
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { OsharaBreakerState } from './client/breaker.js'
 import type { CallOptions, OsharaClient } from './client/client.js'
-import type { OsharaClientOptions } from './client/options.js'
+import type { OsharaUpstreamOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
 import type { OsharaSessionSummary } from './client/summaries.js'
 import type { SessionStore } from './limits/store.js'
@@ -108,8 +108,7 @@ export interface OsharaLimitsOptions {
   storeTimeoutMs?: number
 }
 
-/** Upstream options of the built-in client; not accepted together with `client`. */
-export type OsharaUpstreamOptions = Omit<OsharaClientOptions, 'origin' | 'logger'>
+export type { OsharaUpstreamOptions }
 
 /** Options shared by both forms of `OsharaVoiceOptions`. */
 export interface OsharaVoiceBaseOptions {

@@ -14,24 +14,18 @@ import osharaVoice, {
   type OsharaVoiceSharedClientOptions,
   type RetryOptions
 } from '../lib/index.js'
-import type { ClientConfig } from '../lib/client/options.js'
+import { BREAKER_OPTIONS, CLIENT_OPTIONS, type ClientConfig, RETRY_OPTIONS, UPSTREAM_OPTIONS } from '../lib/client/options.js'
 import { normalizePluginOptions } from '../lib/options/normalize.js'
 import {
-  BREAKER_OPTIONS,
-  CLIENT_OPTIONS,
   DEFAULTS,
   LIMIT_OPTIONS,
-  type OptionGroup,
-  type OptionName,
-  optionNames,
   PLUGIN_OPTION_NAMES,
   PLUGIN_OPTIONS,
-  RETRY_OPTIONS,
   ROUTE_DOC_OPTIONS,
   ROUTE_OPTIONS,
-  UPSTREAM_OPTION_NAMES,
-  UPSTREAM_OPTIONS
+  UPSTREAM_OPTION_NAMES
 } from '../lib/options/registry.js'
+import { type OptionGroup, type OptionName, optionNames } from '../lib/options/spec.js'
 import { ORIGIN } from './helpers/emulator.js'
 
 // Option names, defaults and checks live in one registry (lib/options/registry.ts). These

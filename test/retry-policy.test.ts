@@ -1,5 +1,6 @@
 import t from 'tap'
-import { backoffDelay, DEFAULT_RETRY, serverDelayMs } from '../lib/client/retry.js'
+import { DEFAULT_RETRY } from '../lib/client/options.js'
+import { backoffDelay, serverDelayMs } from '../lib/client/retry.js'
 
 // Retry-After is read as seconds or a date, never as milliseconds; retry-after-ms is milliseconds.
 

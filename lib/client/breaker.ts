@@ -1,6 +1,6 @@
 import { breakerChannel, type OsharaBreakerMessage } from '../observability/channels.js'
 
-// Names, defaults and checks of these options: BREAKER_OPTIONS in lib/options/registry.ts.
+// Names, defaults and checks of these options: BREAKER_OPTIONS in client/options.ts.
 export interface BreakerOptions {
   /** Consecutive failed calls (unreachable, 5xx, timeout) that open the circuit. Default 5. */
   failureThreshold?: number

@@ -1,7 +1,7 @@
 import type { OsharaError } from '../errors.js'
 import { FAILURES } from '../failures.js'
 
-// Names, defaults and checks of these options: RETRY_OPTIONS in lib/options/registry.ts.
+// Names, defaults and checks of these options: RETRY_OPTIONS in client/options.ts.
 export interface RetryOptions {
   /** Retries after the first attempt. Default 2. */
   retries?: number
@@ -28,9 +28,6 @@ export interface RetryPolicy {
   readonly onTimeout: boolean
   readonly on429: boolean
 }
-
-/** The policy when `retry` is left out; its values are `DEFAULTS.retry` in the option registry. */
-export { DEFAULT_RETRY } from '../options/registry.js'
 
 /** Full jitter: a uniform delay in [0, min(maxDelayMs, minDelayMs * 2^retryIndex)). */
 export function backoffDelay (policy: RetryPolicy, retryIndex: number): number {

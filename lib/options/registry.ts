@@ -1,9 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import type { Dispatcher } from 'undici'
-import type { BreakerOptions } from '../client/breaker.js'
 import type { OsharaClient } from '../client/client.js'
-import type { OsharaClientOptions, OsharaLogger } from '../client/options.js'
-import type { RetryOptions, RetryPolicy } from '../client/retry.js'
+import { CLIENT_DEFAULTS, type OsharaUpstreamOptions, UPSTREAM_OPTION_NAMES } from '../client/options.js'
 import { invalidOption } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
@@ -19,28 +16,20 @@ import type {
   OsharaRouteOptions,
   OsharaTelemetryOptions,
   OsharaTrackingOptions,
-  OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,
   OsharaVoiceOwnClientOptions
 } from '../types.js'
-import {
-  booleanOption,
-  describe,
-  functionOption,
-  integerOption,
-  isPlainObject,
-  methodsOption,
-  normalizeOrigin,
-  objectOption,
-  refuseUnsetFunctions,
-  stringListOption
-} from '../validate.js'
+import { describe, functionOption, integerOption, isPlainObject, normalizeOrigin, stringListOption } from '../validate.js'
+import { asGiven, flag, integer, normalizeGroup, optional, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
+
+export { checkGroup, type Normalized } from './spec.js'
+export { UPSTREAM_OPTION_NAMES }
 
 /**
- * Every option of the plugin and the client: its name, its default and its check, in one place.
- * Each group is declared `satisfies OptionGroup<TheOptionsType>`, so an option type without an
- * entry (or an entry without an option) fails the typecheck; the lists of accepted names are the
- * groups' keys. Checks run once, at register (or `createOsharaClient`), never per request.
+ * The plugin's options: its own group, composed with the client's (client/options.ts). Each group
+ * is declared `satisfies OptionGroup<TheOptionsType>`, so an option type without an entry (or an
+ * entry without an option) fails the typecheck; the lists of accepted names are the groups' keys.
+ * Checks run once, at register, never per request.
  */
 
 /** The defaults of every option that has one. The checks below fall back to these values. */
@@ -57,24 +46,7 @@ export const DEFAULTS = Object.freeze({
     /** Bytes; a token request is tiny (Fastify's own default is 1 MiB). */
     bodyLimit: 16 * 1024
   }),
-  client: Object.freeze({
-    baseUrl: 'https://api.oshara.ai',
-    timeoutMs: 10000,
-    deadlineMs: 15000
-  }),
-  retry: Object.freeze({
-    retries: 2,
-    minDelayMs: 250,
-    maxDelayMs: 2000,
-    maxRetryAfterMs: 5000,
-    statusCodes: Object.freeze([503] as const),
-    onTimeout: false,
-    on429: false
-  } satisfies { readonly [K in keyof RetryOptions]-?: unknown }),
-  breaker: Object.freeze({
-    failureThreshold: 5,
-    cooldownMs: 10000
-  } satisfies { readonly [K in keyof BreakerOptions]-?: unknown }),
+  ...CLIENT_DEFAULTS,
   tracking: Object.freeze({
     firstCheckMs: 15_000,
     maxCheckIntervalMs: 120_000,
@@ -92,156 +64,6 @@ export const DEFAULTS = Object.freeze({
     storeTimeoutMs: 1000
   })
 })
-
-/** One option: its check, which also applies the default. */
-export interface OptionSpec<T = unknown> {
-  /**
-   * `value` is undefined when the option is left out. Returns the normalised value; throws
-   * `FST_OSHARA_INVALID_OPTIONS` naming `path` (e.g. `limits.holdMs`) and the fix.
-   */
-  readonly check: (value: unknown, path: string) => T
-  /** A function option: given as `undefined` or `null` it is refused (a hook read before it exists). */
-  readonly callback?: true
-}
-
-/** The option names of `T`, without index signatures such as `x-${string}`. */
-export type OptionName<T> = { [K in keyof T]-?: string extends K ? never : K extends `x-${string}` ? never : K }[keyof T]
-
-/** Exactly one entry per option of `T`: a missing entry fails `satisfies`, an extra one the excess-property check. */
-export type OptionGroup<T> = { readonly [K in OptionName<T>]: OptionSpec }
-
-/** What a group's checks return. */
-export type Normalized<G> = { readonly [K in keyof G]: G[K] extends OptionSpec<infer T> ? T : never }
-
-export function optionNames<G extends object> (group: G): Array<keyof G & string> {
-  return Object.keys(group) as Array<keyof G & string>
-}
-
-/** Checks an object's options against `group` (unknown keys are the caller's concern): unset callbacks first, then each check. */
-export function checkGroup<G extends object> (group: G, object: Record<string, unknown>, prefix: string): Normalized<G> {
-  const entries = Object.entries(group) as Array<[string, OptionSpec]>
-  refuseUnsetFunctions(prefix, object, entries.filter(([, spec]) => spec.callback === true).map(([name]) => name))
-  const normalized: Record<string, unknown> = {}
-  for (const [name, spec] of entries) {
-    const value = spec.check(object[name], prefix + name)
-    // Left-out options without a default stay absent (they are spread into Fastify's route options).
-    if (value !== undefined) normalized[name] = value
-  }
-  return normalized as Normalized<G>
-}
-
-/** A nested option object (`limits`, `retry`, ...): a plain object with only `group`'s keys, checked. */
-export function normalizeGroup<G extends object> (group: G, value: unknown, path: string, prefix = `${path}.`): Normalized<G> {
-  return checkGroup(group, objectOption(path, value, optionNames(group)), prefix)
-}
-
-// Spec builders for the common shapes.
-
-function integer (fallback: number, min: number, max?: number): OptionSpec<number> {
-  return { check: (value, path) => integerOption(path, value, fallback, min, max) }
-}
-
-function optionalInteger (min: number): OptionSpec<number | undefined> {
-  return { check: (value, path) => value === undefined ? undefined : integerOption(path, value, min, min) }
-}
-
-function flag (fallback: boolean): OptionSpec<boolean> {
-  return { check: (value, path) => booleanOption(path, value, fallback) }
-}
-
-function userFunction<F> (signature: string): OptionSpec<F | undefined> {
-  return { callback: true, check: (value, path) => functionOption<F>(path, value, signature) }
-}
-
-/** Passed on as given: Fastify checks its route options when the route is added; the docs are for `@fastify/swagger`. */
-function asGiven<T> (): OptionSpec<T | undefined> {
-  return { check: (value) => value as T | undefined }
-}
-
-function optional<T> (check: (value: unknown, path: string) => T): OptionSpec<T | undefined> {
-  return { check: (value, path) => value === undefined ? undefined : check(value, path) }
-}
-
-// The client.
-
-function checkBaseUrl (value: unknown, path: string): URL {
-  const fix = "set baseUrl to the Oshara API root, e.g. 'https://api.oshara.ai' (or the emulator's url)"
-  let url: URL | undefined
-  try {
-    url = typeof value === 'string' ? new URL(value) : undefined
-  } catch {}
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw invalidOption(path, `must be an absolute http(s) URL, got ${describe(value)}`, fix)
-  }
-  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-    throw invalidOption(path, 'must not carry a query, fragment or credentials', fix)
-  }
-  return url
-}
-
-function checkApiKey (value: unknown, path: string): string {
-  // Never echo the value: it is a secret.
-  if (typeof value !== 'string' || !/^[\x21-\x7e]+$/.test(value)) {
-    throw invalidOption(path, 'must be a non-empty string of printable characters without spaces', 'pass the Oshara API key (sk_...) from your environment, e.g. process.env.OSHARA_API_KEY')
-  }
-  return value
-}
-
-function checkStatusCodes (value: unknown, path: string): ReadonlySet<number> {
-  if (!Array.isArray(value) || !value.every((code) => Number.isInteger(code) && code >= 500 && code <= 599)) {
-    throw invalidOption(path, `must be an array of 5xx statuses, got ${describe(value)}`, 'e.g. [503]; 429 is governed by retry.on429')
-  }
-  return new Set(value as number[])
-}
-
-export const RETRY_OPTIONS = {
-  retries: integer(DEFAULTS.retry.retries, 0, 10),
-  minDelayMs: integer(DEFAULTS.retry.minDelayMs, 0),
-  maxDelayMs: integer(DEFAULTS.retry.maxDelayMs, 0),
-  maxRetryAfterMs: integer(DEFAULTS.retry.maxRetryAfterMs, 0),
-  statusCodes: { check: (value, path) => value === undefined ? new Set<number>(DEFAULTS.retry.statusCodes) : checkStatusCodes(value, path) },
-  onTimeout: flag(DEFAULTS.retry.onTimeout),
-  on429: flag(DEFAULTS.retry.on429)
-} satisfies OptionGroup<RetryOptions>
-
-/** The policy when `retry` is left out. */
-export const DEFAULT_RETRY: RetryPolicy = Object.freeze(checkGroup(RETRY_OPTIONS, {}, 'retry.'))
-/** `retry: false`: one attempt. */
-const NO_RETRY: RetryPolicy = Object.freeze({ ...DEFAULT_RETRY, retries: 0 })
-
-export const BREAKER_OPTIONS = {
-  failureThreshold: integer(DEFAULTS.breaker.failureThreshold, 1),
-  cooldownMs: integer(DEFAULTS.breaker.cooldownMs, 1)
-} satisfies OptionGroup<BreakerOptions>
-
-/** The client's options that the plugin also accepts and hands to the client it makes. */
-export const UPSTREAM_OPTIONS = {
-  baseUrl: { check: (value, path) => checkBaseUrl(value === undefined ? DEFAULTS.client.baseUrl : value, path) },
-  apiKey: optional(checkApiKey),
-  timeoutMs: integer(DEFAULTS.client.timeoutMs, 1),
-  deadlineMs: integer(DEFAULTS.client.deadlineMs, 1),
-  retry: {
-    check: (value, path): RetryPolicy => {
-      if (value === undefined) return DEFAULT_RETRY
-      if (value === false) return NO_RETRY
-      return Object.freeze(normalizeGroup(RETRY_OPTIONS, value, path))
-    }
-  },
-  breaker: {
-    check: (value, path): Required<BreakerOptions> | undefined =>
-      value === false ? undefined : Object.freeze(normalizeGroup(BREAKER_OPTIONS, value ?? {}, path))
-  },
-  dispatcher: optional((value, path) => methodsOption<Dispatcher>(path, value, ['request'], 'pass an undici Dispatcher such as new ProxyAgent(url), or leave it out'))
-} satisfies OptionGroup<OsharaUpstreamOptions>
-
-/** Names of `UPSTREAM_OPTIONS`: what the plugin forwards to its own client, and refuses beside `client`. */
-export const UPSTREAM_OPTION_NAMES = optionNames(UPSTREAM_OPTIONS)
-
-export const CLIENT_OPTIONS = {
-  origin: { check: (value, path) => normalizeOrigin(path, value) },
-  ...UPSTREAM_OPTIONS,
-  logger: optional((value, path) => methodsOption<OsharaLogger>(path, value, ['info', 'warn'], 'pass a pino-style logger (fastify.log) or leave it out'))
-} satisfies OptionGroup<OsharaClientOptions>
 
 // The route.
 
