@@ -45,7 +45,7 @@ export function readIdempotencyKey (value: unknown): string | undefined {
 
 /** The request's content as the store compares it: a SHA-256 of its JSON. */
 function fingerprintOf (content: unknown): string {
-  return createHash('sha256').update(JSON.stringify(content ?? null)).digest('base64url')
+  return createHash('sha256').update(JSON.stringify(content)).digest('base64url')
 }
 
 /**
