@@ -2,6 +2,7 @@
 // each runs in its own process (bench/child.ts). To add one (the plugin with session tracking,
 // with a quota, ...), add an entry whose `setup` registers `POST /voice-token` on `app`.
 import { execFileSync } from 'node:child_process'
+import { realpathSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -84,7 +85,10 @@ const BASELINE_NAME = BASELINE === undefined ? '' : commitOf(BASELINE)
 
 function commitOf (folder: string): string {
   try {
-    return `commit ${execFileSync('git', ['-C', folder, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()}`
+    // Only a checkout of its own: a folder inside another repository would name that repository's commit.
+    const git = (...args: string[]): string => execFileSync('git', ['-C', folder, ...args], { encoding: 'utf8' }).trim()
+    if (realpathSync(git('rev-parse', '--show-toplevel')) !== realpathSync(folder)) return folder
+    return `commit ${git('rev-parse', '--short', 'HEAD')}`
   } catch {
     return folder
   }
