@@ -1,12 +1,12 @@
 // One process of the run, started by bench/run.ts:
 //   node --import tsx bench/child.ts emulator
-//   node --import tsx bench/child.ts <variant> <emulator url> [redis url]
+//   node --import tsx bench/child.ts <variant> <emulator url> <redis url or ''> <cluster masters or ''>
 // Once listening it sends `{ url }`; then it answers each message with `{ cpu }`, its CPU time
 // (user + system, µs) so far. `reset` first makes the emulator forget the sessions it minted;
 // `close` closes and exits.
 import Fastify from 'fastify'
 
-const [role = '', oshara = '', redis] = process.argv.slice(2)
+const [role = '', oshara = '', redis = '', cluster = ''] = process.argv.slice(2)
 let url: string
 let close: () => Promise<void>
 let reset = (): void => {}
@@ -24,7 +24,7 @@ if (role === 'emulator') {
   const variant = VARIANTS[role]
   if (variant === undefined) throw new Error(`unknown variant ${role}`)
   const app = Fastify({ logger: variant.logging === true ? { level: 'info', file: '/dev/null' } : false })
-  const closeClients = await variant.setup(app, { oshara, redis })
+  const closeClients = await variant.setup(app, { oshara, redis: redis === '' ? undefined : redis, cluster: cluster === '' ? undefined : cluster })
   url = await app.listen({ host: '127.0.0.1', port: 0 })
   close = async () => {
     await app.close()

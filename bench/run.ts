@@ -1,8 +1,9 @@
 // `npm run bench`: every server of bench/variants.ts in its own process, all calling one Oshara
 // emulator in a process of its own; autocannon, here, loads them in turn (A, ..., C, then again),
 // and each server reports the CPU time it spent in the measured seconds. Prints one table and
-// writes it to bench/RESULTS.md. The Redis variant runs on a redis-server started on a free
-// loopback port (from /usr/bin/redis-server; skipped with a note when it is missing).
+// writes it to bench/RESULTS.md. The Redis variants run on a redis-server started on a free
+// loopback port (from /usr/bin/redis-server; skipped with a note when it is missing), the Cluster
+// variant on a Redis Cluster of three masters started the same way (bench/cluster.ts, with redis-cli).
 //
 // Environment:
 //   BENCH_ROUNDS       rounds (default 15: many short turns, so the per-round ratios see the same
@@ -23,7 +24,9 @@ import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
 import autocannon, { type Result } from 'autocannon'
+import { startCluster } from './cluster.js'
 import { ROUTE, VARIANTS } from './variants.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15)
@@ -108,8 +111,12 @@ async function startRedis (): Promise<{ url: string, process: ChildProcess } | u
 /** Requests each server answered, warmups included: with BENCH_CPU_PROF, what its profile covers. */
 const answered = new Map<string, number>()
 
-async function load (url: string, seconds: number): Promise<Result> {
+/** Gives each request an `Idempotency-Key` of its own. */
+const withIdempotencyKey = [{ setupRequest: (request: Record<string, unknown>) => ({ ...request, headers: { ...(request.headers as Record<string, string>), 'idempotency-key': randomUUID() } }) }]
+
+async function load (url: string, seconds: number, idempotencyKeys = false): Promise<Result> {
   const result = await autocannon({
+    ...(idempotencyKeys ? { requests: withIdempotencyKey } : {}),
     url: url + ROUTE,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -140,27 +147,29 @@ const names = process.env.BENCH_VARIANTS?.split(',') ?? Object.keys(VARIANTS)
 const unknown = names.filter((name) => VARIANTS[name] === undefined)
 if (unknown.length > 0) throw new Error(`unknown variant(s) ${unknown.join(', ')}; use ${Object.keys(VARIANTS).join(', ')}`)
 const notes: string[] = []
-const redis = names.some((name) => VARIANTS[name]?.redis === true) ? await startRedis() : undefined
-const active = names.filter((name) => VARIANTS[name]?.redis !== true || redis !== undefined)
-for (const name of names.filter((name) => !active.includes(name))) notes.push(`${name} skipped: no ${REDIS_SERVER}.`)
+const redis = names.some((name) => VARIANTS[name]?.redis === 'server') ? await startRedis() : undefined
+const cluster = names.some((name) => VARIANTS[name]?.redis === 'cluster') ? await startCluster(REDIS_SERVER) : undefined
+const active = names.filter((name) => VARIANTS[name]?.redis === undefined || (VARIANTS[name]?.redis === 'server' ? redis : cluster) !== undefined)
+for (const name of names.filter((name) => !active.includes(name))) notes.push(`${name} skipped: no ${REDIS_SERVER} (and redis-cli for the Cluster).`)
 
 const emulator = await startChild(['emulator'])
 const servers = new Map<string, Child>()
 const rounds = new Map<string, Round[]>(active.map((name) => [name, []]))
 try {
-  for (const name of active) servers.set(name, await startChild([name, emulator.url, ...(redis === undefined ? [] : [redis.url])], true))
+  for (const name of active) servers.set(name, await startChild([name, emulator.url, redis?.url ?? '', cluster?.nodes ?? ''], true))
   // A first pass, not measured: the JIT settles, heaps and the memory stores reach their steady size.
   for (const name of active) {
     await emulator.ask('reset')
-    await load((servers.get(name) as Child).url, DURATION)
+    await load((servers.get(name) as Child).url, DURATION, VARIANTS[name]?.idempotencyKeys)
   }
   for (let round = 1; round <= ROUNDS; round++) {
     for (const name of active) {
       const server = servers.get(name) as Child
       await emulator.ask('reset')
-      if (WARMUP > 0) await load(server.url, WARMUP)
+      const idempotencyKeys = VARIANTS[name]?.idempotencyKeys
+      if (WARMUP > 0) await load(server.url, WARMUP, idempotencyKeys)
       const before = await server.ask('cpu')
-      const result = await load(server.url, DURATION)
+      const result = await load(server.url, DURATION, idempotencyKeys)
       const cpu = await server.ask('cpu') - before
       const measured: Round = {
         cpuPerRequest: cpu / Math.max(1, result['2xx']),
@@ -182,6 +191,7 @@ try {
   }
   await emulator.close()
   redis?.process.kill()
+  cluster?.stop()
 }
 
 const floor = rounds.get('B')
@@ -211,6 +221,14 @@ const targets: Array<{ target: string, value: number | undefined, shown: (value:
   { target: 'A ≤ 1.10 × B', value: overRounds(['A', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.10 },
   { target: 'A + limits, memory store ≤ 1.20 × B', value: overRounds(['A+memory', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.20 },
   { target: 'A + limits, Redis store ≤ 1.50 × B', value: overRounds(['A+Redis', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.50 },
+  { target: 'A + limits, Redis Cluster ≤ 1.50 × B', value: overRounds(['A+Cluster', 'B'], (a, b) => a / b), shown: (v) => `${v.toFixed(2)} × B`, met: (v) => v <= 1.50 },
+  {
+    // Off, the option is one property read per request: A against the build before it, same run.
+    target: 'idempotency off: A ≤ 1.05 × A as built before it',
+    value: overRounds(['A', 'A@baseline'], (a, before) => a / before),
+    shown: (v) => `${v.toFixed(2)} × A before`,
+    met: (v) => v <= 1.05
+  },
   { target: 'C ≥ 4 × A', value: overRounds(['C', 'A'], (c, a) => c / a), shown: (v) => `${v.toFixed(2)} × A`, met: (v) => v >= 4 },
   {
     // What logging at info adds to A (Fastify's two lines and the plugin's success line) less what it adds to B (the same two and one line of B's own).

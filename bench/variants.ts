@@ -2,11 +2,12 @@
 // each runs in its own process (bench/child.ts). To add one (the plugin with session tracking,
 // with a quota, ...), add an entry whose `setup` registers `POST /voice-token` on `app`.
 import { execFileSync } from 'node:child_process'
+import { realpathSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { Pool } from 'undici'
 // The built package (dist/), resolved through its `exports` as an application resolves it.
 import osharaVoice, { RedisSessionStore, VERSION, type OsharaVoiceOwnClientOptions } from 'fastify-oshara-voice'
@@ -23,12 +24,16 @@ export interface Upstreams {
   oshara: string
   /** The run's redis-server, when there is one. */
   redis: string | undefined
+  /** The masters of the run's Redis Cluster (`host:port,...`), when there is one. */
+  cluster: string | undefined
 }
 
 export interface Variant {
   label: string
-  /** Needs `upstreams.redis`: skipped, with a note, without a redis-server. */
-  redis?: boolean
+  /** Needs `upstreams.redis` (`'server'`) or `upstreams.cluster` (`'cluster'`): skipped, with a note, without them. */
+  redis?: 'server' | 'cluster'
+  /** Each request carries an `Idempotency-Key` of its own (so each mints). */
+  idempotencyKeys?: boolean
   /** Fastify's logger at `info`, written to /dev/null (pino's own destination); off otherwise. */
   logging?: boolean
   /** Registers the route; resolves to what closes the variant's own clients. */
@@ -80,7 +85,10 @@ const BASELINE_NAME = BASELINE === undefined ? '' : commitOf(BASELINE)
 
 function commitOf (folder: string): string {
   try {
-    return `commit ${execFileSync('git', ['-C', folder, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()}`
+    // Only a checkout of its own: a folder inside another repository would name that repository's commit.
+    const git = (...args: string[]): string => execFileSync('git', ['-C', folder, ...args], { encoding: 'utf8' }).trim()
+    if (realpathSync(git('rev-parse', '--show-toplevel')) !== realpathSync(folder)) return folder
+    return `commit ${git('rev-parse', '--short', 'HEAD')}`
   } catch {
     return folder
   }
@@ -160,11 +168,40 @@ export const VARIANTS: Record<string, Variant> = {
       return nothing
     }
   },
+  'A+idem': {
+    // idempotency: true over the memory limiter, each request with a key of its own: a begin and a complete per request.
+    label: 'A + limits, memory store, idempotency',
+    idempotencyKeys: true,
+    setup: async (app, { oshara }) => {
+      await registerPlugin(app, oshara, { limits: spreadLimits, idempotency: true })
+      return nothing
+    }
+  },
   'A+Redis': {
     label: 'A + limits, Redis store',
-    redis: true,
+    redis: 'server',
     setup: async (app, { oshara, redis }) => {
       const client = new Redis(redis as string)
+      await registerPlugin(app, oshara, { limits: { ...spreadLimits, store: new RedisSessionStore({ client }) } })
+      return async () => { await client.quit() }
+    }
+  },
+  'A+Redis+idem': {
+    label: 'A + limits, Redis store, idempotency',
+    redis: 'server',
+    idempotencyKeys: true,
+    setup: async (app, { oshara, redis }) => {
+      const client = new Redis(redis as string)
+      await registerPlugin(app, oshara, { limits: { ...spreadLimits, store: new RedisSessionStore({ client }) }, idempotency: true })
+      return async () => { await client.quit() }
+    }
+  },
+  'A+Cluster': {
+    // The store's keys share one hash tag: every script runs on the one master that serves it.
+    label: 'A + limits, Redis Cluster (3 masters)',
+    redis: 'cluster',
+    setup: async (app, { oshara, cluster }) => {
+      const client = new Cluster((cluster as string).split(',').map((node) => ({ host: node.split(':')[0] as string, port: Number(node.split(':')[1]) })))
       await registerPlugin(app, oshara, { limits: { ...spreadLimits, store: new RedisSessionStore({ client }) } })
       return async () => { await client.quit() }
     }

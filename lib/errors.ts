@@ -198,6 +198,21 @@ export class OsharaCallbackError extends OsharaError {
   }
 }
 
+/** `Idempotency-Key` (or `createSession`'s `idempotencyKey`) is not 1 to 255 visible ASCII characters. */
+export class OsharaInvalidIdempotencyKeyError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_INVALID_IDEMPOTENCY_KEY'
+}
+
+/** A request with the same `Idempotency-Key` (and the same body) is still being served; `Retry-After: 1`. */
+export class OsharaIdempotencyInProgressError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_IDEMPOTENCY_IN_PROGRESS'
+}
+
+/** The `Idempotency-Key` was used within `idempotency.ttlMs` for a request with another body. */
+export class OsharaIdempotencyKeyReusedError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_IDEMPOTENCY_KEY_REUSED'
+}
+
 /** Builds the register-time error: which option, what is wrong, how to fix it. */
 export function invalidOption (option: string, problem: string, fix: string): OsharaInvalidOptionsError {
   return new OsharaInvalidOptionsError(`fastify-oshara-voice: option "${option}" ${problem}. Fix: ${fix}`, { fix })

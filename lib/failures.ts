@@ -77,7 +77,10 @@ export const FAILURES = {
   FST_OSHARA_ABORTED: { status: 499, outcome: 'unknown', retry: 'never', breaker: 'neutral', retryAfter: false },
   FST_OSHARA_SESSION_NOT_FOUND: { status: 404, outcome: 'not_created', retry: 'never', breaker: 'success', retryAfter: false },
   FST_OSHARA_INVALID_SESSION: { status: 500, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
-  FST_OSHARA_CALLBACK_FAILED: { status: 500, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false }
+  FST_OSHARA_CALLBACK_FAILED: { status: 500, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_INVALID_IDEMPOTENCY_KEY: { status: 400, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_IDEMPOTENCY_IN_PROGRESS: { status: 409, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: true },
+  FST_OSHARA_IDEMPOTENCY_KEY_REUSED: { status: 422, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false }
 } as const satisfies Record<string, FailureRow>
 
 /** Every `FST_OSHARA_*` code. */

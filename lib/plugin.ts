@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { OsharaSession } from './client/schemas.js'
 import type { OsharaSessionSummary } from './client/summaries.js'
 import { invalidOption, OsharaInvalidSessionError } from './errors.js'
+import { type IdempotencyClaim, type IdempotentMinting, readIdempotencyKey } from './idempotency/idempotency.js'
 import { type Minter, mint } from './mint.js'
 import { SessionStats } from './observability/stats.js'
 import { loadTracing } from './observability/tracing.js'
@@ -14,11 +15,23 @@ import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaV
 
 /** `fastify.oshara.createSession`: the upstream body as given, no request-based options. */
 async function createSessionFor (config: PluginConfig, minter: Minter, fastify: FastifyInstance, input: CreateSessionInput, options: CreateSessionOptions = {}): Promise<OsharaSession> {
+  let claim: IdempotencyClaim | undefined
   try {
     const agent = input.agent ?? config.agentSlug
     if (agent === undefined) throw new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function')
-    return await mint(minter, { ...input, agent }, { limiterKey: options.key, quotaKey: options.quotaKey, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
+    if (options.idempotencyKey !== undefined) {
+      if (config.idempotency === undefined) {
+        throw invalidOption('idempotency', 'is not set, so createSession cannot honour options.idempotencyKey', 'set idempotency: true (or { ttlMs }), or leave idempotencyKey out')
+      }
+      const start = await config.idempotency.begin('call', options.key ?? '', readIdempotencyKey(options.idempotencyKey) as string, input, fastify.log)
+      if ('replay' in start) return JSON.parse(start.replay) as OsharaSession
+      claim = start.claim
+    }
+    const session = await mint(minter, { ...input, agent }, { limiterKey: options.key, quotaKey: options.quotaKey, log: fastify.log, signal: options.signal, requestId: options.requestId, finish: undefined })
+    if (claim !== undefined) await (config.idempotency as IdempotentMinting).complete(claim, JSON.stringify(session), session.expires_in_seconds, fastify.log)
+    return session
   } catch (error) {
+    if (claim !== undefined) await (config.idempotency as IdempotentMinting).abandon(claim, fastify.log)
     minter.stats.fail(error)
     throw error
   }

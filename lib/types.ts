@@ -4,15 +4,15 @@ import type { CallOptions, OsharaClient } from './client/client.js'
 import type { OsharaUpstreamOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
 import type { OsharaSessionSummary } from './client/summaries.js'
+import type { IdempotencyStore } from './idempotency/store.js'
 import type { SessionStore } from './limits/store.js'
 import type { OsharaQuotaUsage } from './quota/quota.js'
 import type { QuotaStore } from './quota/quota-store.js'
 import type { ClientField } from './route/route-schemas.js'
+import type { MaybePromise } from './maybe-promise.js'
 
 // The names, defaults and checks of the option types below live in lib/options/registry.ts,
 // whose groups fail the typecheck when they and these types differ by a name.
-
-type MaybePromise<T> = T | Promise<T>
 
 /** The user's context passed upstream as `metadata` (user_id, email, plan, ...). */
 export type SessionMetadata = Record<string, unknown>
@@ -91,6 +91,24 @@ export interface OsharaQuotaOptions {
   storeTimeoutMs?: number
 }
 
+/**
+ * Idempotent minting: a `POST` carrying `Idempotency-Key`, repeated by the same limiter key (or IP),
+ * replays the first reply instead of minting again.
+ */
+export interface OsharaIdempotencyOptions {
+  /**
+   * How long a reply is replayed, in milliseconds. Default 600000 (10 minutes); at most 3600000 (the
+   * token lifetime Oshara documents by default). A reply is never kept past its own token's
+   * `expires_in_seconds` either.
+   */
+  ttlMs?: number
+  /**
+   * Where replies live. Default: `limits.store`, else a new `MemorySessionStore` (one process). Must
+   * implement `IdempotencyStore` (`MemorySessionStore` and `RedisSessionStore` do).
+   */
+  store?: IdempotencyStore
+}
+
 export interface OsharaLimitsOptions {
   /** Most active sessions per key. */
   concurrency: number
@@ -150,6 +168,8 @@ export interface OsharaVoiceBaseOptions {
   /** Session tracking; on by default when `apiKey` is set and `limits` or `onSessionEnd` is. `false`: off. */
   tracking?: OsharaTrackingOptions | false
   limits?: OsharaLimitsOptions
+  /** Idempotent minting (`Idempotency-Key`): `true` for the defaults. Default off. */
+  idempotency?: OsharaIdempotencyOptions | boolean
   /**
    * Origins of frontends on other sites allowed to call the routes from a browser. Cross-site
    * browser requests from any other origin get 403 `FST_OSHARA_ORIGIN_NOT_ALLOWED`; same-origin
@@ -190,10 +210,16 @@ export type OsharaVoiceOptions = OsharaVoiceOwnClientOptions | OsharaVoiceShared
 export type CreateSessionInput = Omit<SessionRequest, 'agent'> & { agent?: string }
 
 export interface CreateSessionOptions extends Pick<CallOptions, 'signal' | 'requestId'> {
-  /** Apply the limiter to this key. */
+  /** Apply the limiter to this key (and scope `idempotencyKey` to it). */
   key?: string
   /** With `quota`: count the session's minutes and cost against this quota key when it ends (the budget is not checked here). */
   quotaKey?: string
+  /**
+   * Needs the `idempotency` option: a repeat with the same key (and the same `key` and `input`) within
+   * `idempotency.ttlMs` resolves to the first call's session without minting again. 1 to 255 visible
+   * ASCII characters.
+   */
+  idempotencyKey?: string
 }
 
 /** `fastify.oshara.stats()`: this registration's counters since it started. */

@@ -9,7 +9,7 @@ import { VERSION } from '../lib/version.js'
 const require = createRequire(import.meta.url)
 const expected = [
   'MemoryQuotaStore', 'MemorySessionStore', 'OsharaAbortedError', 'OsharaAgentNotFoundError', 'OsharaBadResponseError', 'OsharaCallbackError', 'OsharaError',
-  'OsharaFieldNotAllowedError', 'OsharaInvalidOptionsError', 'OsharaInvalidSessionError', 'OsharaOriginForbiddenError', 'OsharaOriginNotAllowedError',
+  'OsharaFieldNotAllowedError', 'OsharaIdempotencyInProgressError', 'OsharaIdempotencyKeyReusedError', 'OsharaInvalidIdempotencyKeyError', 'OsharaInvalidOptionsError', 'OsharaInvalidSessionError', 'OsharaOriginForbiddenError', 'OsharaOriginNotAllowedError',
   'OsharaQuotaExceededError', 'OsharaRequestRejectedError', 'OsharaSessionLimitError', 'OsharaSessionNotFoundError', 'OsharaTimeoutError',
   'OsharaUnauthorizedError', 'OsharaUnavailableError', 'OsharaUpstreamError', 'OsharaUpstreamLimitError',
   'RedisQuotaStore', 'RedisSessionStore', 'VERSION', 'createOsharaClient', 'default', 'osharaVoice'
@@ -24,7 +24,7 @@ t.test('ESM: default and named exports', async (t) => {
   const emulator = await import('fastify-oshara-voice/emulator')
   t.same(Object.keys(emulator), ['createOsharaEmulator'])
   const testing = await import('fastify-oshara-voice/testing')
-  t.same(Object.keys(testing).sort(), ['quotaStoreContract', 'sessionStoreContract'])
+  t.same(Object.keys(testing).sort(), ['idempotencyStoreContract', 'quotaStoreContract', 'sessionStoreContract'])
 })
 
 t.test('CJS: require gives the plugin itself, with the same named exports', async (t) => {
@@ -41,7 +41,7 @@ t.test('CJS: require gives the plugin itself, with the same named exports', asyn
   await app.close()
   t.notOk(Object.keys(require.cache).some((file) => file.includes('/dist/cjs/testing/')), 'the main entry does not load the testing suite')
   t.equal(typeof require('fastify-oshara-voice/emulator').createOsharaEmulator, 'function')
-  t.same(Object.keys(require('fastify-oshara-voice/testing')).sort(), ['quotaStoreContract', 'sessionStoreContract'])
+  t.same(Object.keys(require('fastify-oshara-voice/testing')).sort(), ['idempotencyStoreContract', 'quotaStoreContract', 'sessionStoreContract'])
   t.ok(new cjs.OsharaSessionLimitError('x') instanceof cjs.OsharaError)
 })
 

@@ -1,4 +1,6 @@
 import { performance } from 'node:perf_hooks'
+import { MemoryIdempotentReplies } from '../idempotency/memory-replies.js'
+import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/store.js'
 import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
 
 /** What the expiry heap orders: anything with a time, and a slot in the heap for it. */
@@ -95,7 +97,8 @@ class ExpiryHeap<Item extends Expiring> {
 /**
  * The default `SessionStore`: slots in this process's memory, so limits hold per process
  * (use `RedisSessionStore` when several app instances share a limit). It also backs session
- * tracking (`TrackingStore`), for this process's trackers.
+ * tracking (`TrackingStore`), for this process's trackers, and idempotent minting
+ * (`IdempotencyStore`, kept by `MemoryIdempotentReplies`).
  *
  * Layout: slots by id, by key (the slot itself, or a small array, at most `concurrency` long,
  * when the key holds several: one object less to keep per user in the common case) and by bound
@@ -113,7 +116,7 @@ class ExpiryHeap<Item extends Expiring> {
  * free), `claimDue` O(k log m) for `k` claimed, `sessionsOf` O(c). Time is
  * `performance.now()` (monotonic).
  */
-export class MemorySessionStore implements SessionStore, TrackingStore {
+export class MemorySessionStore implements SessionStore, TrackingStore, IdempotencyStore {
   readonly #slots = new Map<string, Slot>()
   /** A key's one slot, or its slots when it holds several: most keys hold one, and need no array. */
   readonly #slotsByKey = new Map<string, Slot | Slot[]>()
@@ -121,6 +124,7 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   readonly #expiry = new ExpiryHeap<Slot>()
   readonly #entries = new Map<string, Entry>()
   readonly #due = new ExpiryHeap<Entry>()
+  readonly #replies = new MemoryIdempotentReplies()
   #lastId = 0
 
   /** Live slots, pending and bound, across all keys. */
@@ -240,6 +244,18 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
   }
 
   /** Writes a fresh entry for the session, replacing one it had. */
+  async beginIdempotent (request: IdempotencyBeginRequest): Promise<IdempotencyBeginResult> {
+    return await this.#replies.beginIdempotent(request)
+  }
+
+  async completeIdempotent (key: string, attempt: string, reply: string, ttlMs: number): Promise<boolean> {
+    return await this.#replies.completeIdempotent(key, attempt, reply, ttlMs)
+  }
+
+  async abandonIdempotent (key: string, attempt: string): Promise<boolean> {
+    return await this.#replies.abandonIdempotent(key, attempt)
+  }
+
   #startTracking (sessionId: string, key: string | undefined, { firstCheckMs, quotaKey }: TrackRequest, now: number): void {
     const previous = this.#entries.get(sessionId)
     if (previous !== undefined) this.#due.remove(previous)

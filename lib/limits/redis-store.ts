@@ -3,6 +3,8 @@ import type {
   AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest
 } from './store.js'
 import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from './redis-client.js'
+import { IDEMPOTENCY_SCRIPTS } from '../idempotency/redis-scripts.js'
+import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/store.js'
 
 export type { RedisScriptingClient } from './redis-client.js'
 
@@ -309,14 +311,17 @@ type ClaimReply = [number | null, ...Array<[string, string | null, number, numbe
  * - `{prefix}track:<sessionId>`: hash `{ key, since, checks, ended, deliveries, owner, leased }`:
  *   `owner` is the tracker that claimed it last (it may reschedule or untrack it until another
  *   tracker claims it); `leased` is set by a claim and cleared by the owner's reschedule.
+ * - `{prefix}idem:<id>`: hash `{ fp, attempt, reply }`, one idempotent request (see `IdempotencyStore`);
+ *   it expires with its in-flight mark, or `ttlMs` after its reply was stored.
  * Expired members are removed before counting; every slot key expires (PEXPIREAT) with its
  * last slot, so nothing is left behind when an app instance dies. A tracked entry's hash expires
  * 24 hours after it is due, renewed each time a tracker claims or reschedules it, and
  * `{prefix}tracked` with its last-expiring entry: an entry lasts as long as a tracker keeps
  * handling it (however long `maxTrackMs` is), and is gone a day after the last tracker stopped.
  */
-export class RedisSessionStore implements SessionStore, TrackingStore {
+export class RedisSessionStore implements SessionStore, TrackingStore, IdempotencyStore {
   readonly #client: ScriptedClient<typeof SCRIPTS>
+  readonly #replies: ScriptedClient<typeof IDEMPOTENCY_SCRIPTS>
   readonly #names: string
   readonly #global: string
   readonly #idPrefix = randomBytes(6).toString('base64url')
@@ -324,6 +329,7 @@ export class RedisSessionStore implements SessionStore, TrackingStore {
 
   constructor ({ client, prefix = 'oshara:' }: RedisSessionStoreOptions) {
     this.#client = scriptedClient('RedisSessionStore', client, prefix, SCRIPTS)
+    this.#replies = scriptedClient('RedisSessionStore', client, prefix, IDEMPOTENCY_SCRIPTS)
     this.#names = `{${prefix}}`
     this.#global = `${this.#names}global`
   }
@@ -387,6 +393,23 @@ export class RedisSessionStore implements SessionStore, TrackingStore {
 
   async sessionsOf (key: string): Promise<string[]> {
     return await this.#client.osharaVoiceV2SessionsOf(this.#global, `${this.#names}key:${key}`) as string[]
+  }
+
+  async beginIdempotent ({ key, fingerprint, attempt, pendingMs }: IdempotencyBeginRequest): Promise<IdempotencyBeginResult> {
+    const [state, reply] = await this.#replies.osharaVoiceV1IdemBegin(this.#replyKey(key), fingerprint, attempt, pendingMs) as [IdempotencyBeginResult['state'], string?]
+    return state === 'completed' ? { state, reply: reply as string } : { state }
+  }
+
+  async completeIdempotent (key: string, attempt: string, reply: string, ttlMs: number): Promise<boolean> {
+    return await this.#replies.osharaVoiceV1IdemComplete(this.#replyKey(key), attempt, reply, ttlMs) === 1
+  }
+
+  async abandonIdempotent (key: string, attempt: string): Promise<boolean> {
+    return await this.#replies.osharaVoiceV1IdemAbandon(this.#replyKey(key), attempt) === 1
+  }
+
+  #replyKey (key: string): string {
+    return `${this.#names}idem:${key}`
   }
 
   #slotKey (slotId: string): string {

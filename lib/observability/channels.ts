@@ -65,11 +65,12 @@ export interface OsharaLimitMessage {
 
 /** `oshara:store:error`: a limiter, quota or tracking store call failed or timed out. */
 export interface OsharaStoreErrorMessage {
-  store: 'limiter' | 'quota' | 'tracking'
+  store: 'limiter' | 'quota' | 'tracking' | 'idempotency'
   /**
    * The store call that failed: `acquire`, `bind`, `release`, `releaseSession` (limiter); `consume`,
    * `refund`, `record`, `usage` (quota); `track`, `claimDue`, `reclaim` (a key at its limit has its
-   * sessions looked up), `update` (a looked-up session rescheduled or untracked) (tracking).
+   * sessions looked up), `update` (a looked-up session rescheduled or untracked) (tracking); `begin`,
+   * `complete`, `abandon` (idempotency).
    */
   operation: string
   /** The error's message, or `timeout`. */

@@ -11,7 +11,8 @@ import { objectOption } from '../validate.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { UsageQuota } from '../quota/quota.js'
 import type { TrackerConfig } from '../tracking/tracker.js'
-import { checkGroup, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
+import { IdempotentMinting } from '../idempotency/idempotency.js'
+import { checkGroup, checkIdempotencyStore, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
 
 type MaybePromise<T> = T | Promise<T>
 
@@ -22,7 +23,7 @@ type Given = Normalized<typeof PLUGIN_OPTIONS>
  * options used as their checks returned them come straight from `PLUGIN_OPTIONS`; the rest are
  * turned into what the route needs.
  */
-export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota'> {
+export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota' | 'idempotency'> {
   /** The slug when `agent` is a string. */
   readonly agentSlug: string | undefined
   readonly resolveAgent: ((request: FastifyRequest) => MaybePromise<string>) | undefined
@@ -38,6 +39,8 @@ export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' 
   readonly quota: UsageQuota | undefined
   /** The quota key of a request (`quota.key`, else the limiter's key, else `request.ip`). */
   readonly quotaKey: (request: FastifyRequest) => MaybePromise<string>
+  /** Idempotent minting, when on. */
+  readonly idempotency: IdempotentMinting | undefined
 }
 
 /** A reservation outlives the longest upstream call: the deadline plus this margin. */
@@ -56,11 +59,28 @@ function browserPolicy (clientFields: ClientField[], agents: string[] | undefine
   }
 }
 
+/** How long a reservation (or an in-flight idempotency mark) lives before its request is done. */
+function pendingMsOf (options: Record<string, unknown>): number {
+  return options.client === undefined ? (options.deadlineMs as number | undefined ?? DEFAULTS.client.deadlineMs) + PENDING_MARGIN_MS : SHARED_CLIENT_PENDING_MS
+}
+
 function sessionLimits (limits: Given['limits'], options: Record<string, unknown>): Pick<PluginConfig, 'limiter' | 'limitKey'> {
   if (limits === undefined) return { limiter: undefined, limitKey: DEFAULTS.limits.key }
   const { key, ...settings } = limits
-  const pendingMs = options.client === undefined ? (options.deadlineMs as number | undefined ?? DEFAULTS.client.deadlineMs) + PENDING_MARGIN_MS : SHARED_CLIENT_PENDING_MS
-  return { limiter: new SessionLimiter({ ...settings, pendingMs }), limitKey: key }
+  return { limiter: new SessionLimiter({ ...settings, pendingMs: pendingMsOf(options) }), limitKey: key }
+}
+
+/** Replies live in `idempotency.store`, else in `limits.store` (so that instances sharing a limit share replies), else in memory. */
+function idempotentMinting ({ idempotency, limits }: Given, options: Record<string, unknown>): IdempotentMinting | undefined {
+  if (idempotency === undefined) return undefined
+  const store = idempotency.store ?? checkIdempotencyStore(limits?.store ?? new MemorySessionStore(), 'limits.store')
+  return new IdempotentMinting({
+    store,
+    ttlMs: idempotency.ttlMs,
+    pendingMs: pendingMsOf(options),
+    onStoreError: limits?.onStoreError ?? DEFAULTS.limits.onStoreError,
+    storeTimeoutMs: limits?.storeTimeoutMs ?? DEFAULTS.limits.storeTimeoutMs
+  })
 }
 
 /** The plugin's own client gets every upstream option given; a shared client takes none. */
@@ -119,7 +139,7 @@ function usageQuota (quota: Given['quota'], limits: Given['limits']): Pick<Plugi
 export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
   const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
   const checked = checkGroup(PLUGIN_OPTIONS, options, '')
-  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, ...given } = checked
+  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, idempotency: _idempotency, ...given } = checked
   const { bodySchema, ...policy } = browserPolicy(clientFields, agents, languages)
   return Object.freeze({
     ...given,
@@ -129,6 +149,7 @@ export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig
     tracking: sessionTracking(checked, options),
     ...usageQuota(quota, limits),
     ...sessionLimits(limits, options),
+    idempotency: idempotentMinting(checked, options),
     // Last: every other option is checked before a connection pool is made.
     ...sessionClient(options, origin, client)
   })

@@ -4,12 +4,14 @@ import { CLIENT_DEFAULTS, type OsharaUpstreamOptions, UPSTREAM_OPTION_NAMES } fr
 import { invalidOption } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
+import { IDEMPOTENCY_METHODS, type IdempotencyStore } from '../idempotency/store.js'
 import { MemoryQuotaStore } from '../quota/memory-quota-store.js'
 import type { QuotaBudget } from '../quota/quota.js'
 import type { QuotaStore } from '../quota/quota-store.js'
 import type { QuotaWindow } from '../quota/window.js'
 import { CLIENT_FIELDS, type ClientField } from '../route/route-schemas.js'
 import type {
+  OsharaIdempotencyOptions,
   OsharaLimitsOptions,
   OsharaQuotaOptions,
   OsharaRouteDocs,
@@ -20,7 +22,7 @@ import type {
   OsharaVoiceOwnClientOptions
 } from '../types.js'
 import { describe, functionOption, integerOption, isPlainObject, normalizeOrigin, stringListOption } from '../validate.js'
-import { asGiven, flag, integer, normalizeGroup, optional, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
+import { asGiven, flag, integer, type Normalized, normalizeGroup, optional, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
 
 export { checkGroup, type Normalized } from './spec.js'
 export { UPSTREAM_OPTION_NAMES }
@@ -57,6 +59,11 @@ export const DEFAULTS = Object.freeze({
   telemetry: Object.freeze({
     tracing: false
   } satisfies { readonly [K in keyof OsharaTelemetryOptions]-?: unknown }),
+  /** `ttlMs` at most `maxTtlMs`: Oshara's documented default token lifetime, the only one known before a session is minted. */
+  idempotency: Object.freeze({
+    ttlMs: 600_000,
+    maxTtlMs: 3_600_000
+  }),
   /** Also: `store` is a new `MemorySessionStore` per registration; `holdMs` the session's `expires_in_seconds`; no `global` limit. */
   limits: Object.freeze({
     key: (request: FastifyRequest): string => request.ip,
@@ -228,6 +235,38 @@ export const LIMIT_OPTIONS = {
   storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
 } satisfies OptionGroup<OsharaLimitsOptions>
 
+// Idempotent minting.
+
+/** A store for replies (`idempotency.store`, or the `limits.store` it defaults to): it must implement `IdempotencyStore`. */
+export function checkIdempotencyStore (store: unknown, path: string): IdempotencyStore {
+  const missing = IDEMPOTENCY_METHODS.filter((method) => typeof (store as Record<string, unknown> | null)?.[method] !== 'function')
+  if (missing.length > 0) {
+    throw invalidOption(path, `does not implement ${missing.join(', ')}, which idempotency needs`,
+      'use MemorySessionStore or RedisSessionStore, implement IdempotencyStore (see the README), or pass idempotency: { store }')
+  }
+  return store as IdempotencyStore
+}
+
+function checkIdempotencyTtl (value: unknown, path: string): number {
+  const { ttlMs, maxTtlMs } = DEFAULTS.idempotency
+  if (value === undefined) return ttlMs
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > maxTtlMs) {
+    throw invalidOption(path, `must be an integer between 1 and ${maxTtlMs}, got ${describe(value)}`,
+      `a replayed reply carries the first token, which lives expires_in_seconds (3600 s by Oshara's default): set ${path} to at most ${maxTtlMs} (default ${ttlMs})`)
+  }
+  return value
+}
+
+export const IDEMPOTENCY_OPTIONS = {
+  ttlMs: { check: checkIdempotencyTtl },
+  store: optional(checkIdempotencyStore)
+} satisfies OptionGroup<OsharaIdempotencyOptions>
+
+function checkIdempotency (value: unknown, path: string): Normalized<typeof IDEMPOTENCY_OPTIONS> | undefined {
+  if (value === undefined || value === false) return undefined
+  return normalizeGroup(IDEMPOTENCY_OPTIONS, value === true ? {} : value, path)
+}
+
 // The plugin.
 
 const LANGUAGE_TAG = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/
@@ -310,6 +349,7 @@ export const PLUGIN_OPTIONS = {
   onSession: userFunction<OsharaVoiceBaseOptions['onSession']>('(request, session) => { ... }'),
   onSessionError: userFunction<OsharaVoiceBaseOptions['onSessionError']>('(request, error) => { ... }'),
   limits: optional((value, path) => normalizeGroup(LIMIT_OPTIONS, value, path)),
+  idempotency: { check: checkIdempotency },
   response: userFunction<OsharaVoiceBaseOptions['response']>('(session, request) => ({ ... })'),
   client: optional(checkClient),
   allowedOrigins: { check: checkAllowedOrigins },

@@ -5,6 +5,7 @@ import { callbackFailure } from '../app-callback.js'
 import type { OsharaSession, SessionRequest } from '../client/schemas.js'
 import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
+import { type IdempotencyClaim, type IdempotentMinting, readIdempotencyKey } from '../idempotency/idempotency.js'
 import { type Minter, type MintOptions, mint } from '../mint.js'
 import type { PluginConfig } from '../options/normalize.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
@@ -182,15 +183,28 @@ async function reportFailure (config: PluginConfig, request: FastifyRequest, rep
 }
 
 /** The `POST {path}` handler. */
-async function handleTokenRequest (config: PluginConfig, minter: Minter, request: RequestWithSignal, reply: FastifyReply): Promise<Record<string, unknown>> {
+async function handleTokenRequest (config: PluginConfig, minter: Minter, request: RequestWithSignal, reply: FastifyReply): Promise<unknown> {
+  let claim: IdempotencyClaim | undefined
   try {
+    let key: string | undefined
+    if (config.idempotency !== undefined) {
+      const idempotencyKey = readIdempotencyKey(request.headers['idempotency-key'])
+      if (idempotencyKey !== undefined) {
+        // Before anything else runs or counts: a repeat is answered from the store.
+        key = config.limiter === undefined ? undefined : await keyOf(config.limitKey, 'limits.key', request)
+        const start = await config.idempotency.begin('route', key ?? request.ip, idempotencyKey, request.body, request.log)
+        if ('replay' in start) return await replay(reply, start.replay)
+        claim = start.claim
+      }
+    }
     const draft = await buildDraft(config, request)
-    const key = config.limiter === undefined ? undefined : await keyOf(config.limitKey, 'limits.key', request)
+    if (key === undefined && config.limiter !== undefined) key = await keyOf(config.limitKey, 'limits.key', request)
     const { quota } = config
     // The quota key defaults to the limiter's: one call of the app's key function then serves both.
     const quotaKey = quota === undefined ? undefined : key !== undefined && config.quotaKey === config.limitKey ? key : await keyOf(config.quotaKey, 'quota.key', request)
     const ticket = quota === undefined ? undefined : await quota.take(request, quotaKey as string)
     let body
+    let expiresInSeconds = 0
     try {
       const options: MintOptions<OsharaSession> = {
         limiterKey: key,
@@ -201,21 +215,37 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
         requestId: String(request.id),
         finish: undefined
       }
-      body = config.onSession === undefined && config.response === undefined
-        ? defaultReply(await mint(minter, draft, options))
-        : await mint(minter, draft, { ...options, finish: (session) => finish(config, request, session) })
+      if (claim !== undefined) {
+        body = await mint(minter, draft, { ...options, finish: (session) => { expiresInSeconds = session.expires_in_seconds; return finish(config, request, session) } })
+      } else {
+        body = config.onSession === undefined && config.response === undefined
+          ? defaultReply(await mint(minter, draft, options))
+          : await mint(minter, draft, { ...options, finish: (session) => finish(config, request, session) })
+      }
     } catch (error) {
       if (ticket !== undefined) await quota?.giveBack(ticket, request.log)
       throw error
     }
     if (ticket !== undefined) quota?.sendRemaining(reply, ticket)
     reply.header('cache-control', 'no-store')
-    return body
+    if (claim === undefined) return body
+    // The reply is sent as stored, so that a replay is the same bytes.
+    const payload = JSON.stringify(body)
+    await (config.idempotency as IdempotentMinting).complete(claim, payload, expiresInSeconds, request.log)
+    return await reply.type('application/json; charset=utf-8').send(payload)
   } catch (error) {
+    if (claim !== undefined) await (config.idempotency as IdempotentMinting).abandon(claim, request.log)
     minter.stats.fail(error)
     await reportFailure(config, request, reply, error)
     throw error
   }
+}
+
+/** The stored reply of an idempotent request, again. */
+async function replay (reply: FastifyReply, payload: string): Promise<FastifyReply> {
+  reply.header('cache-control', 'no-store')
+  reply.header('idempotent-replayed', 'true')
+  return await reply.type('application/json; charset=utf-8').send(payload)
 }
 
 /** `onSession`, then the reply body (`response`); a throw here frees the session's slot. */

@@ -100,7 +100,7 @@ function externalServer (url: string): RedisServer {
   return { url, port: Number(new URL(url).port || 6379), external: true, stop: refuse, restart: refuse }
 }
 
-function findOnPath (command: string): string | undefined {
+export function findOnPath (command: string): string | undefined {
   for (const directory of (process.env.PATH ?? '').split(delimiter)) {
     const candidate = join(directory, command)
     try {
