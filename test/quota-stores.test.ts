@@ -486,11 +486,11 @@ function defineRedisTests (t: Test, server: RedisServer, testPrefix: () => strin
 
   t.test('rejects a client that is not ioredis and a prefix that breaks the hash tag', async (t) => {
     const redis = await redisClient(t, server)
-    const message = /RedisQuotaStore: options\.client must be an ioredis Redis or Cluster client/
+    const message = /"RedisQuotaStore client" must be an ioredis Redis or Cluster client/
     t.throws(() => new RedisQuotaStore({} as never), message)
     t.throws(() => new RedisQuotaStore({ client: {} as never }), message)
     for (const prefix of ['', 'a{b', 'a}b', 7]) {
-      t.throws(() => new RedisQuotaStore({ client: redis, prefix: prefix as string }), /options\.prefix must be a non-empty string without \{ or \}/)
+      t.throws(() => new RedisQuotaStore({ client: redis, prefix: prefix as string }), /prefix" must be a non-empty string without \{ or \}/)
     }
     t.doesNotThrow(() => new RedisQuotaStore({ client: redis }), 'the default prefix')
   })

@@ -125,7 +125,7 @@ function defineTests (cluster: RedisCluster): void {
       const statuses = new Map<number, number>()
       for (const reply of replies) statuses.set(reply.statusCode, (statuses.get(reply.statusCode) ?? 0) + 1)
       for (const reply of replies.filter((reply) => reply.statusCode === 503)) {
-        t.match(reply.json(), { code: 'FST_OSHARA_UNAVAILABLE', message: 'Voice sessions are temporarily unavailable. Try again shortly.' })
+        t.match(reply.json(), { code: 'FST_OSHARA_UNAVAILABLE', message: 'Voice sessions are temporarily unavailable; try again shortly' })
         t.equal(reply.headers['retry-after'], '5')
       }
       return { ok: replies.filter((reply) => reply.statusCode === 200).map((reply) => reply.json().session_id as string), statuses }

@@ -86,7 +86,7 @@ export class IdempotentMinting {
         return { claim: undefined }
       }
       log.error(storeFailure(cause), 'oshara: idempotency store failed; refusing the session (onStoreError: deny)')
-      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
     }
     if (result.state === 'started') return { claim: { id, attempt } }
     if (result.state === 'completed') return { replay: result.reply }

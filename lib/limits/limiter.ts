@@ -65,7 +65,7 @@ export class SessionLimiter {
         return undefined
       }
       log.error(storeFailure(cause), 'oshara: session store failed; refusing the session (onStoreError: deny)')
-      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {
+      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', {
         retryAfterMs: STORE_RETRY_AFTER_MS, cause
       })
     }
@@ -114,7 +114,7 @@ export class SessionLimiter {
       return await withTimeout(this.config.store.releaseSession(sessionId, key), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('limiter', 'releaseSession', cause)
-      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', {
+      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', {
         retryAfterMs: STORE_RETRY_AFTER_MS, cause
       })
     }

@@ -1,3 +1,5 @@
+import { invalidOption } from '../errors.js'
+
 /**
  * What the Redis stores need of an ioredis `Redis` or `Cluster` client. Structural, so that the
  * published types do not require ioredis (an optional peer dependency) to be installed.
@@ -17,10 +19,10 @@ export function scriptedClient<Scripts extends Record<string, { numberOfKeys: nu
   store: string, client: RedisScriptingClient, prefix: string, scripts: Scripts
 ): ScriptedClient<Scripts> {
   if (typeof client?.defineCommand !== 'function') {
-    throw new TypeError(`${store}: options.client must be an ioredis Redis or Cluster client`)
+    throw invalidOption(`${store} client`, 'must be an ioredis Redis or Cluster client', `pass new ${store}({ client: new Redis(process.env.REDIS_URL) }); you own the client and close it`)
   }
   if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
-    throw new TypeError(`${store}: options.prefix must be a non-empty string without { or } (it becomes the Redis Cluster hash tag)`)
+    throw invalidOption(`${store} prefix`, 'must be a non-empty string without { or } (it becomes the Redis Cluster hash tag)', "e.g. prefix: 'myapp:oshara:', or leave it out")
   }
   for (const [name, definition] of Object.entries(scripts)) {
     if (typeof (client as unknown as Partial<Record<string, unknown>>)[name] !== 'function') {

@@ -90,15 +90,15 @@ local function schedule(session_id, entry_key, due, now)
   if ttl < 0 or now + ttl < expires_at then redis.call('PEXPIREAT', tracked, expires_at) end
 end
 
--- Starts tracking a session (key false: it holds no slot; quota_key false: no quota counts it). A
--- session already tracked keeps its entry as it is (schedule, counts and lease); only its keys are recorded.
+-- Starts tracking a session afresh (key false: it holds no slot; quota_key false: no quota counts
+-- it): an entry it had is replaced, its counts, lease and schedule with it.
 local function start_tracking(session_id, key, quota_key, first_check, now)
   local entry_key = track_key(session_id)
-  local exists = redis.call('EXISTS', entry_key) == 1
-  if not exists then redis.call('HSET', entry_key, 'since', now, 'checks', 0, 'ended', 0, 'deliveries', 0) end
+  redis.call('DEL', entry_key)
+  redis.call('HSET', entry_key, 'since', now, 'checks', 0, 'ended', 0, 'deliveries', 0)
   if key then redis.call('HSET', entry_key, 'key', key) end
   if quota_key then redis.call('HSET', entry_key, 'quota', quota_key) end
-  if not exists then schedule(session_id, entry_key, now + delay_ms(first_check), now) end
+  schedule(session_id, entry_key, now + delay_ms(first_check), now)
 end
 
 -- The entry is its last claimer's (to reschedule or untrack) until another tracker claims it.
@@ -177,7 +177,7 @@ forget_slot(slot_key, slot_id, slot[1], slot[2])
 return 1
 `
 
-// KEYS: global set. ARGV: session id, first check ms, key ('' for none), quota key ('' for none). A session already tracked keeps its entry.
+// KEYS: global set. ARGV: session id, first check ms, key ('' for none), quota key ('' for none). A session already tracked starts afresh.
 const TRACK = `${LUA_HELPERS}
 start_tracking(ARGV[1], ARGV[3] ~= '' and ARGV[3], ARGV[4] ~= '' and ARGV[4], ARGV[2], now_ms())
 return 1

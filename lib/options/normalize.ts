@@ -13,8 +13,7 @@ import { UsageQuota } from '../quota/quota.js'
 import type { TrackerConfig } from '../tracking/tracker.js'
 import { IdempotentMinting } from '../idempotency/idempotency.js'
 import { checkGroup, checkIdempotencyStore, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
-
-type MaybePromise<T> = T | Promise<T>
+import type { MaybePromise } from '../maybe-promise.js'
 
 type Given = Normalized<typeof PLUGIN_OPTIONS>
 

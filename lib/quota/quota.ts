@@ -7,8 +7,8 @@ import { type OsharaQuotaMessage, publishStoreError, quotaChannel } from '../obs
 import { MemoryQuotaStore } from './memory-quota-store.js'
 import type { ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota-store.js'
 import { type QuotaWindow, type WindowSpan, windowAt } from './window.js'
+import type { MaybePromise } from '../maybe-promise.js'
 
-type MaybePromise<T> = T | Promise<T>
 /** A budget: a number, or the request's own (its plan's). */
 export type QuotaBudget = number | ((request: FastifyRequest) => MaybePromise<number>)
 
@@ -137,7 +137,7 @@ export class UsageQuota {
       usage = await withTimeout(this.config.store.usage(key, span.id), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('quota', 'usage', cause)
-      throw new OsharaUnavailableError('Voice usage is temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+      throw new OsharaUnavailableError('Voice usage is temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
     }
     return { sessions: usage.sessions, minutes: usage.seconds / 60, costUsd: usage.costMicros / 1_000_000, resetsAt: new Date(span.resetsAt).toISOString() }
   }
@@ -195,7 +195,7 @@ export class UsageQuota {
       return undefined
     }
     log.error(storeFailure(cause), 'oshara: quota store failed; refusing the session (onStoreError: deny)')
-    throw new OsharaUnavailableError('Voice sessions are temporarily unavailable. Try again shortly.', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+    throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
   }
 }
 

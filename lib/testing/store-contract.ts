@@ -628,6 +628,18 @@ const TRACKING_CASES: Record<string, TrackingBody> = {
     await assertNothingTracked(store, 'after untrack')
   },
 
+  async 'tracking: tracking a tracked session again starts its entry afresh: counts, owner and schedule' ({ store }) {
+    await store.track('sess-1', { firstCheckMs: 0, quotaKey: 'org-1' })
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'first claim')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, checks: 2, deliveries: 1 }), true, 'counts recorded')
+    assert.equal(await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true, 'bound with track')
+    await assertNothingDue(store, OWNER_B, 'due only after the new firstCheckMs')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0 }), false, 'the last claimer owns the fresh entry no more')
+    await store.track('sess-1', { firstCheckMs: 0 })
+    assertEntry(onlySession((await claim(store, OWNER_B)).sessions, 'sess-1', 'tracked again'),
+      { sessionId: 'sess-1', key: undefined, checks: 0, ended: false, deliveries: 0 }, 'a fresh entry: no counts, no keys kept')
+  },
+
   async 'tracking: the quota key given to bind or track comes back with every claim, beside the limiter key' ({ store }) {
     const slotId = await slotOf(store, request('user-1'))
     assert.equal(await store.bind(slotId, 'sess-1', LONG_MS, { firstCheckMs: 0, quotaKey: 'org-1' }), true, 'bind with a quota key')

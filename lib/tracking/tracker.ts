@@ -6,8 +6,7 @@ import { OsharaError } from '../errors.js'
 import type { TrackedSession, TrackingSessionStore } from '../limits/store.js'
 import { type OsharaSessionEndMessage, publishStoreError, sessionEndChannel } from '../observability/channels.js'
 import type { SessionEndContext } from '../types.js'
-
-type MaybePromise<T> = T | Promise<T>
+import type { MaybePromise } from '../maybe-promise.js'
 
 type OnEnded = (key: string | undefined, summary: OsharaSessionSummary) => Promise<void>
 
