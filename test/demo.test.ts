@@ -682,7 +682,8 @@ async function pageWithMinutes (t: Test, browser: Browser, minutes: string): Pro
   const pageErrors: string[] = []
   page.on('pageerror', (error) => { pageErrors.push(error.message) })
   await page.goto(demo.url)
-  await page.waitForFunction(() => !(document.getElementById('minutes-text')?.textContent ?? '').endsWith('…'))
+  // The line reads "Voice time left today: …" until GET /demo/usage answers.
+  await page.locator('#minutes-text').filter({ hasNotText: '…' }).waitFor()
   return { demo, page, pageErrors }
 }
 
@@ -723,7 +724,7 @@ async function smallBudgetsTest (t: Test): Promise<void> {
   // A budget of 0: Start call is off from the start, and the page says why.
   {
     const { demo, page, pageErrors } = await pageWithMinutes(t, browser, '0')
-    await page.getByText('Start call is off').waitFor()
+    await page.locator('#status', { hasText: 'Start call is off' }).waitFor()
     t.equal(await text(page, '#minutes-text'), "No voice minutes today: this demo's daily budget is 0 (DEMO_MINUTES=0).")
     t.equal(await text(page, '#status'), 'Start call is off: there are no voice minutes to use today. Restart the demo with some, e.g. DEMO_MINUTES=10 npm start.')
     t.equal(await page.locator('#status').getAttribute('data-tone'), 'warn')
