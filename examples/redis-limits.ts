@@ -7,15 +7,24 @@
  *   redis-server &   # or set REDIS_URL
  *   node --import tsx examples/redis-limits.ts
  *
- * Run directly, it starts TWO instances (ports 3000 and 3001) on one Redis and a local Oshara
- * emulator, so you can see a session minted on one counted on the other.
+ * Run directly, it starts TWO instances (ports PORT and PORT + 1, default 3000 and 3001) on one
+ * Redis and a local Oshara emulator, so you can see a session minted on one counted on the other.
+ * It first checks that Redis answers (for at most 2 s) and, if not, says how to start it.
+ *
+ * Each run uses a key prefix of its own (`oshara-example-<random>:`). Slots live in Redis, not in
+ * the process, and outlast it by design (a crashed instance must not free calls still running);
+ * the slots of a previous run belong to sessions of its emulator, which is gone, so a fresh
+ * prefix lets a second run start with every slot free. Releasing the slots on close would not be
+ * enough: a run killed or stopped twice never gets to release them. The old keys expire with
+ * their sessions (an hour). In your app, every instance uses the same fixed prefix instead.
  */
+import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 // In your app: import osharaVoice, { RedisSessionStore } from 'fastify-oshara-voice'
 import osharaVoice, { RedisSessionStore } from '../lib/index.js'
 import { createOsharaEmulator } from '../lib/emulator/index.js'
-import { isMain } from './run-with-emulator.js'
+import { closeOnSignal, EXAMPLE_ORIGIN, isMain, listenOn, portFromEnv, startExample } from './run-with-emulator.js'
 
 export interface RedisExampleOptions {
   origin: string
@@ -52,31 +61,66 @@ export async function build (options: RedisExampleOptions): Promise<FastifyInsta
   return app
 }
 
-if (isMain(import.meta.url)) {
-  const origin = 'https://app.example.com'
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-  const emulator = await createOsharaEmulator({ characters: [{ slug: 'support-bot', allowed_origins: [origin] }] })
-  const port = Number(process.env.PORT ?? 3000)
-  const apps = [
-    await build({ origin, baseUrl: emulator.url, redisUrl, logger: true }),
-    await build({ origin, baseUrl: emulator.url, redisUrl, logger: true })
-  ]
-  const closeAll = async (): Promise<void> => {
-    await Promise.all(apps.map((app) => app.close()))
-    await emulator.close()
-  }
-  const stop = (): void => { closeAll().then(() => process.exit(0), () => process.exit(1)) }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+/** How long the example waits for Redis to answer before it gives up and says how to start it. */
+const REDIS_CHECK_MS = 2000
+
+/**
+ * Resolves once the Redis server at `redisUrl` answers PING; rejects after at most `timeoutMs`
+ * with an error that says how to start one (`redis-server &`) or point REDIS_URL at one.
+ */
+export async function checkRedis (redisUrl: string, timeoutMs = REDIS_CHECK_MS): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  let failure: Error | undefined
+  // The reason is in the rejection below; an unhandled 'error' event would also print a stack.
+  redis.on('error', (error: Error) => { failure ??= error })
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+  })
   try {
-    const urls = [
-      await apps[0]!.listen({ port, host: '127.0.0.1' }),
-      await apps[1]!.listen({ port: port + 1, host: '127.0.0.1' })
-    ]
-    console.log(`redis-limits example: two instances, ${urls.join(' and ')}, sharing ${redisUrl} (Oshara emulator at ${emulator.url})`)
-    console.log(`  try: curl -X POST ${urls[0]}/voice-token three times across both instances: the third gets 429`)
+    await Promise.race([redis.connect().then(() => redis.ping()), deadline])
   } catch (error) {
-    await closeAll()
-    throw error
+    const why = (failure ?? (error as Error)).message
+    throw new Error(
+      `Redis is not reachable at ${redisUrl} (${why}). ` +
+      'Start one with `redis-server &`, or set REDIS_URL to a running one, e.g. ' +
+      'REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/redis-limits.ts', { cause: error })
+  } finally {
+    clearTimeout(timer)
+    redis.disconnect()
   }
+}
+
+if (isMain(import.meta.url)) {
+  await startExample('redis-limits', async () => {
+    const origin = EXAMPLE_ORIGIN
+    const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+    const port = portFromEnv('redis-limits')
+    const host = process.env.HOST ?? '127.0.0.1'
+    await checkRedis(redisUrl)
+    const prefix = `oshara-example-${randomUUID()}:`
+    const emulator = await createOsharaEmulator({ characters: [{ slug: 'support-bot', allowed_origins: [origin] }] })
+    const apps: FastifyInstance[] = []
+    const closeAll = async (): Promise<void> => {
+      await Promise.all(apps.map((app) => app.close()))
+      await emulator.close()
+    }
+    try {
+      apps.push(await build({ origin, baseUrl: emulator.url, redisUrl, prefix, logger: true }))
+      apps.push(await build({ origin, baseUrl: emulator.url, redisUrl, prefix, logger: true }))
+      // Two ports from PORT; PORT=0 gives each instance a free port of its own.
+      const ports = port === 0 ? [0, 0] : [port, port + 1]
+      const suggestedPort = port + 2 > 65535 ? 3000 : port + 2
+      const urls = [
+        await listenOn(apps[0]!, { name: 'redis-limits', port: ports[0]!, host, suggestedPort }),
+        await listenOn(apps[1]!, { name: 'redis-limits', port: ports[1]!, host, suggestedPort })
+      ]
+      closeOnSignal(closeAll)
+      console.log(`redis-limits example: two instances, ${urls.join(' and ')}, sharing ${redisUrl} under keys ${prefix}* (Oshara emulator at ${emulator.url})`)
+      console.log(`  try: curl -X POST ${urls[0]}/voice-token three times across both instances: the third gets 429`)
+    } catch (error) {
+      await closeAll()
+      throw error
+    }
+  })
 }

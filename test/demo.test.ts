@@ -312,6 +312,7 @@ if (!existsSync(CHROMIUM)) {
   t.test('the real Oshara without an API key: the panel says recent calls need one', { timeout: 60_000 }, noKeyPanelTest)
   t.test('the page shows the voice minutes left', { timeout: 60_000 }, minutesLeftTest)
   t.test('used-up minutes are refused politely', { timeout: 60_000 }, minutesUsedUpTest)
+  t.test('small voice-minute budgets read in seconds, and a budget of 0 turns Start call off with the reason', { timeout: 120_000 }, smallBudgetsTest)
 }
 
 /** Debian's Chromium, headless, closed at the end of `t`. */
@@ -586,8 +587,8 @@ async function noKeyPanelTest (t: Test): Promise<void> {
   t.same(pageErrors, [], 'no uncaught errors on the page')
 }
 
-/** The voice minutes line of the page. */
-const MINUTES_LINE = (left: string, budget: string): string => `Voice minutes left today: ${left} of ${budget} (resets at 00:00 UTC)`
+/** The voice minutes line of the page: `figures` is what is left of the budget, e.g. "8.5 of 10 min". */
+const MINUTES_LINE = (figures: string): string => `Voice time left today: ${figures} (resets at 00:00 UTC)`
 
 /**
  * Starts a call on the page, ends it at the emulator with `durationSeconds` (as if it had lasted
@@ -605,13 +606,13 @@ async function callOfSeconds (t: Test, demo: Demo, page: Page, durationSeconds: 
 async function minutesLeftTest (t: Test): Promise<void> {
   const demo = await demoFor(t)
   const { page, pageErrors } = await readyPage(t, demo)
-  await page.getByText(MINUTES_LINE('10', '10')).waitFor()
+  await page.getByText(MINUTES_LINE('10 of 10 min')).waitFor()
   const meter = page.locator('#minutes-meter')
   t.same([await meter.getAttribute('value'), await meter.getAttribute('max')], ['10', '10'], 'the meter: all 10 minutes left')
 
   // A call of 90 s: once Oshara's summary reaches the plugin, 1.5 minutes are used.
   const sessionId = await callOfSeconds(t, demo, page, 90)
-  await page.getByText(MINUTES_LINE('8.5', '10')).waitFor({ timeout: 20_000 })
+  await page.getByText(MINUTES_LINE('8.5 of 10 min')).waitFor({ timeout: 20_000 })
   t.same([await meter.getAttribute('value'), await meter.getAttribute('max')], ['8.5', '10'], 'the meter shows what is left')
   t.match(await text(page, '#minutes-note'), 'count when it ends')
   const answer = await (await get(`${demo.url}/demo/usage`)).json() as Record<string, unknown>
@@ -627,7 +628,7 @@ async function minutesLeftTest (t: Test): Promise<void> {
   t.equal(await next.headerValue('ratelimit-policy'), '"minutes";q=10;w=86400')
   t.match(await next.headerValue('ratelimit'), /^"minutes";r=8;t=\d+$/)
   await page.getByText('Could not reach the media server').waitFor()
-  t.equal(await text(page, '#minutes-text'), MINUTES_LINE('8.5', '10'), 'a call in progress counts only when it ends')
+  t.equal(await text(page, '#minutes-text'), MINUTES_LINE('8.5 of 10 min'), 'a call in progress counts only when it ends')
   await page.screenshot({ path: new URL('demo-minutes.png', ARTIFACTS).pathname, fullPage: true })
   t.same(pageErrors, [], 'no uncaught errors on the page')
 }
@@ -636,11 +637,11 @@ async function minutesUsedUpTest (t: Test): Promise<void> {
   const demo = await demoFor(t, { env: { DEMO_MINUTES: '1' } })
   const emulator = demo.emulator as NonNullable<Demo['emulator']>
   const { page, pageErrors, deletes } = await readyPage(t, demo)
-  await page.getByText(MINUTES_LINE('1', '1')).waitFor()
+  await page.getByText(MINUTES_LINE('1 of 1 min')).waitFor()
 
   // One call of 70 s uses up the minute of the day.
   await callOfSeconds(t, demo, page, 70)
-  await page.getByText(MINUTES_LINE('0', '1')).waitFor({ timeout: 20_000 })
+  await page.getByText(MINUTES_LINE('0 of 1 min')).waitFor({ timeout: 20_000 })
   t.equal(await page.getByRole('button', { name: 'Start call' }).isEnabled(), true, 'Start is on: the server decides')
   const mintedBefore = sessionRequests(demo).length
   t.equal(mintedBefore, 1)
@@ -663,7 +664,7 @@ async function minutesUsedUpTest (t: Test): Promise<void> {
   t.equal(await start.getAttribute('title'), 'Your voice minutes are used up for today.', 'and says why')
   // A refresh of the minutes after the refusal still shows none left, and keeps Start off.
   await page.waitForResponse((r) => new URL(r.url()).pathname === '/demo/usage')
-  t.equal(await text(page, '#minutes-text'), MINUTES_LINE('0', '1'))
+  t.equal(await text(page, '#minutes-text'), MINUTES_LINE('0 of 1 min'))
   t.equal(await start.isDisabled(), true)
 
   t.equal(sessionRequests(demo).length, mintedBefore, 'no session was asked of Oshara')
@@ -671,4 +672,76 @@ async function minutesUsedUpTest (t: Test): Promise<void> {
   t.equal(deletes.length, 1, 'only the first call was released')
   await page.screenshot({ path: new URL('demo-minutes-used-up.png', ARTIFACTS).pathname, fullPage: true })
   t.same(pageErrors, [], 'no uncaught errors on the page')
+}
+
+/** A page on a demo started with DEMO_MINUTES=`minutes`, once its voice minutes line has loaded. */
+async function pageWithMinutes (t: Test, browser: Browser, minutes: string): Promise<{ demo: Demo, page: Page, pageErrors: string[] }> {
+  const demo = await demoFor(t, { env: { DEMO_MINUTES: minutes } })
+  const page = await browser.newPage({ viewport: { width: 960, height: 900 } })
+  t.teardown(() => page.close())
+  page.setDefaultTimeout(10_000)
+  const pageErrors: string[] = []
+  page.on('pageerror', (error) => { pageErrors.push(error.message) })
+  await page.goto(demo.url)
+  // The line reads "Voice time left today: …" until GET /demo/usage answers.
+  await page.locator('#minutes-text').filter({ hasNotText: '…' }).waitFor()
+  return { demo, page, pageErrors }
+}
+
+async function smallBudgetsTest (t: Test): Promise<void> {
+  const browser = await launchChromium(t)
+  const start = (page: Page) => page.getByRole('button', { name: 'Start call' })
+
+  // A quarter of a minute reads as 15 seconds, not "0 of 0": and a call of 10 s leaves 5 of them.
+  {
+    const { demo, page, pageErrors } = await pageWithMinutes(t, browser, '0.25')
+    t.equal(await text(page, '#minutes-text'), MINUTES_LINE('15 of 15 s'), 'DEMO_MINUTES=0.25: 15 s')
+    t.equal(await page.locator('#minutes-meter').isVisible(), true)
+    t.equal(await start(page).isEnabled(), true)
+    await page.getByText('Ready. Press Start call').waitFor()
+    await callOfSeconds(t, demo, page, 10)
+    await page.getByText(MINUTES_LINE('5 of 15 s')).waitFor({ timeout: 20_000 })
+    t.same(pageErrors, [], 'no uncaught errors on the page')
+  }
+
+  // 0.05 minutes: 3 seconds.
+  {
+    const { page, pageErrors } = await pageWithMinutes(t, browser, '0.05')
+    t.equal(await text(page, '#minutes-text'), MINUTES_LINE('3 of 3 s'), 'DEMO_MINUTES=0.05: 3 s')
+    t.equal(await start(page).isEnabled(), true)
+    t.same(pageErrors, [], 'no uncaught errors on the page')
+  }
+
+  // Less than a minute left of a budget in minutes reads in seconds, not 0.
+  {
+    const { demo, page, pageErrors } = await pageWithMinutes(t, browser, '1')
+    await page.getByText('Ready. Press Start call').waitFor()
+    await callOfSeconds(t, demo, page, 57)
+    await page.getByText(MINUTES_LINE('3 s of 1 min')).waitFor({ timeout: 20_000 })
+    t.equal(await start(page).isEnabled(), true, 'there is time left')
+    t.same(pageErrors, [], 'no uncaught errors on the page')
+  }
+
+  // A budget of 0: Start call is off from the start, and the page says why.
+  {
+    const { demo, page, pageErrors } = await pageWithMinutes(t, browser, '0')
+    await page.locator('#status', { hasText: 'Start call is off' }).waitFor()
+    t.equal(await text(page, '#minutes-text'), "No voice minutes today: this demo's daily budget is 0 (DEMO_MINUTES=0).")
+    t.equal(await text(page, '#status'), 'Start call is off: there are no voice minutes to use today. Restart the demo with some, e.g. DEMO_MINUTES=10 npm start.')
+    t.equal(await page.locator('#status').getAttribute('data-tone'), 'warn')
+    t.equal(await start(page).isDisabled(), true, 'Start call is off')
+    t.equal(await start(page).getAttribute('title'), 'This demo gives no voice minutes today (DEMO_MINUTES=0).', 'and says why')
+    t.equal(await page.locator('#minutes-meter').isHidden(), true, 'no empty meter')
+    t.notMatch(await page.locator('main').innerText(), /\b0 of 0\b/, 'never "0 of 0"')
+    // The next poll keeps it so.
+    await page.waitForResponse((r) => new URL(r.url()).pathname === '/demo/usage')
+    t.equal(await start(page).isDisabled(), true)
+    // The server agrees: no call without minutes.
+    const refused = await get(`${demo.url}/voice-token`, { method: 'POST' })
+    t.equal(refused.status, 429)
+    t.equal((await refused.json() as Record<string, unknown>).code, 'FST_OSHARA_QUOTA_EXCEEDED')
+    t.equal(sessionRequests(demo).length, 0, 'no session was asked of Oshara')
+    await page.screenshot({ path: new URL('demo-no-minutes.png', ARTIFACTS).pathname, fullPage: true })
+    t.same(pageErrors, [], 'no uncaught errors on the page')
+  }
 }

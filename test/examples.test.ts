@@ -1,5 +1,9 @@
 import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
@@ -9,9 +13,20 @@ import { build as buildRedis } from '../examples/redis-limits.js'
 import { build as buildNative } from '../examples/native-app.js'
 import { build as buildMetrics } from '../examples/metrics.js'
 import { REDIS_MISSING, startRedisServer, type RedisServer } from './helpers/redis-server.js'
+import { waitUntil } from './helpers/wait.js'
 
 // Each example in examples/, started as its `build()` makes it, against a local emulator,
-// called over real HTTP on loopback.
+// called over real HTTP on loopback; and started as a user starts it
+// (`node --import tsx examples/<name>.ts`) where what it prints is the subject.
+
+// Child processes (tsx compiles each example on start): more than the default minute for the
+// file on a busy machine. Each test keeps its own, shorter timeout.
+t.setTimeout(240_000)
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+/** How long a started example may take to print its first line or to exit on its own. */
+const START_DEADLINE_MS = 45_000
+const SPAWN_TIMEOUT = { timeout: 150_000 }
 
 const ORIGIN = 'https://app.example.com'
 const TIMEOUT = { timeout: 20_000 }
@@ -177,7 +192,126 @@ if (redis === undefined) {
 } else {
   t.teardown(() => redis.external ? undefined : redis.stop())
   redisTests(redis)
+  redisRunTests(redis)
 }
+
+/** An example started as `node --import tsx examples/<name>.ts`, stopped when `t` ends. */
+interface ExampleProcess {
+  child: ChildProcess
+  stdout (): string
+  stderr (): string
+  /** Resolves to the exit code once the example exits on its own; fails after START_DEADLINE_MS. */
+  exited (): Promise<number | null>
+}
+
+function startExample (t: Test, name: string, env: Record<string, string>): ExampleProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', `examples/${name}.ts`], {
+    cwd: ROOT,
+    // No coverage from the child: it runs lib/ compiled by tsx, and V8 coverage of differently
+    // compiled copies of one file cannot be merged with this file's (see coverage-map.mjs).
+    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const running = (): boolean => child.exitCode === null && child.signalCode === null
+  t.teardown(async () => {
+    if (!running()) return
+    const exit = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exit
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exit = once(child, 'exit')
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited: async () => {
+      const timeout = new Promise<never>((_resolve, reject) => {
+        setTimeout(() => reject(new Error(`examples/${name}.ts did not exit within ${START_DEADLINE_MS} ms; stderr: ${stderr}`)), START_DEADLINE_MS).unref()
+      })
+      const [code] = await Promise.race([exit, timeout]) as [number | null]
+      return code
+    }
+  }
+}
+
+/** The url of the first instance an example prints (`  try: curl -X POST <url>/...`), once printed. */
+async function urlPrintedBy (example: ExampleProcess): Promise<string> {
+  let url: string | undefined
+  await waitUntil(() => {
+    url = /try: curl -X POST (http:\/\/127\.0\.0\.1:\d+)\//.exec(example.stdout())?.[1]
+    if (url === undefined && example.child.exitCode !== null) throw new Error(`the example exited: ${example.stderr()}`)
+    return url !== undefined
+  }, 'the example prints its url', START_DEADLINE_MS)
+  return url as string
+}
+
+/** A loopback TCP server, closed when `t` ends: `onSocket` gets each connection. */
+async function tcpServer (t: Test): Promise<Server & { port: number }> {
+  // Accepts connections and never answers.
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket)).resume()
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    return server.listening ? new Promise((resolve) => server.close(resolve)) : undefined
+  })
+  return Object.assign(server, { port: (server.address() as AddressInfo).port })
+}
+
+/** A loopback port nothing listens on (a connection to it is refused). */
+async function closedPort (t: Test): Promise<number> {
+  const server = await tcpServer(t)
+  await new Promise((resolve) => server.close(resolve))
+  return server.port
+}
+
+t.test('redis-limits without Redis says how to start it (redis-server & or REDIS_URL) and exits, instead of printing a curl that gets 503', SPAWN_TIMEOUT, async (t) => {
+  // Nothing on the port: refused at once.
+  const refused = await closedPort(t)
+  const none = startExample(t, 'redis-limits', { REDIS_URL: `redis://127.0.0.1:${refused}`, PORT: '0' })
+  t.equal(await none.exited(), 1, 'a non-zero exit code, on its own')
+  t.match(none.stderr(), `redis-limits example did not start: Redis is not reachable at redis://127.0.0.1:${refused} (connect ECONNREFUSED 127.0.0.1:${refused}).`)
+  t.match(none.stderr(), 'Start one with `redis-server &`, or set REDIS_URL to a running one, e.g. REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/redis-limits.ts')
+  t.notMatch(none.stdout(), 'curl', 'no curl to try')
+  t.notMatch(none.stderr(), /\n\s+at /, 'no stack trace')
+
+  // Something that accepts connections and never answers: the check gives up after 2 s.
+  const silent = await tcpServer(t)
+  const mute = startExample(t, 'redis-limits', { REDIS_URL: `redis://127.0.0.1:${silent.port}`, PORT: '0' })
+  t.equal(await mute.exited(), 1)
+  t.match(mute.stderr(), `Redis is not reachable at redis://127.0.0.1:${silent.port} (no answer within 2000 ms). Start one with \`redis-server &\``)
+  t.notMatch(mute.stdout(), 'curl')
+})
+
+t.test('an example on a busy port says which variable picks another port (PORT)', SPAWN_TIMEOUT, async (t) => {
+  const holder = await tcpServer(t)
+  const port = holder.port
+  const redisUrl = redis?.url
+  for (const name of ['basic', 'auth-and-metadata', 'native-app', 'metrics', 'redis-limits']) {
+    if (name === 'redis-limits' && redisUrl === undefined) {
+      t.comment(`${name}: ${REDIS_MISSING}`)
+      continue
+    }
+    const example = startExample(t, name, { PORT: String(port), ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) })
+    t.equal(await example.exited(), 1, `${name}: a non-zero exit code, on its own`)
+    // redis-limits listens on PORT and PORT + 1: the next free pair starts at PORT + 2.
+    const suggested = name === 'redis-limits' ? port + 2 : port + 1
+    t.match(example.stderr(), `${name} example did not start: port ${port} on 127.0.0.1 is already in use`, `${name}: names the port in use`)
+    t.match(example.stderr(), `Pick another port with PORT, e.g. PORT=${suggested} node --import tsx examples/${name}.ts`, `${name}: says how to pick another`)
+    t.notMatch(example.stdout(), 'try:', `${name}: never claims to be running`)
+  }
+  t.equal(holder.listening, true, 'the other process keeps its port')
+})
 
 function redisTests (server: RedisServer): void {
   t.test('redis-limits: two app instances share one limit through Redis', TIMEOUT, async (t) => {
@@ -205,5 +339,44 @@ function redisTests (server: RedisServer): void {
     const second = await call(`${b}/voice-token`, 'POST')
     t.equal(second.status, 200)
     t.equal(emulator.sessions.size, 2)
+  })
+}
+
+/** Deletes the keys under `prefix` from `server` (the server of REDIS_URL may be shared). */
+async function deleteKeysUnder (server: RedisServer, prefix: string): Promise<void> {
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  const keys = await client.keys(`*{${prefix}}*`)
+  if (keys.length > 0) await client.del(...keys)
+  client.disconnect()
+}
+
+function redisRunTests (server: RedisServer): void {
+  t.test("redis-limits: a second run does not start at 429 from the first run's slots", SPAWN_TIMEOUT, async (t) => {
+    const prefixes: string[] = []
+    t.teardown(async () => { for (const prefix of prefixes) await deleteKeysUnder(server, prefix) })
+    const run = async (): Promise<{ example: ExampleProcess, url: string }> => {
+      const example = startExample(t, 'redis-limits', { REDIS_URL: server.url, PORT: '0' })
+      const url = await urlPrintedBy(example)
+      const prefix = /under keys (\S+)\*/.exec(example.stdout())?.[1]
+      t.ok(prefix, 'it says which keys it uses')
+      prefixes.push(prefix as string)
+      return { example, url }
+    }
+
+    // The first run: both slots of this client taken (2 per client), then Ctrl-C without ending the calls.
+    const first = await run()
+    t.equal((await call(`${first.url}/voice-token`, 'POST')).status, 200)
+    t.equal((await call(`${first.url}/voice-token`, 'POST')).status, 200)
+    t.equal((await call(`${first.url}/voice-token`, 'POST')).status, 429, 'the first run is at its limit')
+    first.example.child.kill('SIGINT')
+    t.equal(await first.example.exited(), 0, 'Ctrl-C stops it cleanly')
+
+    // The second run, on the same Redis: its first call is minted.
+    const second = await run()
+    const reply = await call(`${second.url}/voice-token`, 'POST')
+    t.equal(reply.status, 200, 'not 429: the slots of the first run do not count')
+    t.not(prefixes[1], prefixes[0], 'each run has keys of its own')
+    second.example.child.kill('SIGINT')
+    t.equal(await second.example.exited(), 0)
   })
 }

@@ -52,10 +52,12 @@ let call = null
  * minutes left again (a new day, a restarted server).
  */
 let minutesUsedUp = null
+/** True while the server's daily budget of voice minutes is 0 (DEMO_MINUTES=0): Start call stays off. */
+let noMinutesBudget = false
 
-/** Start call, unless the voice minutes are used up. */
+/** Start call, unless the voice minutes are used up or there are none to use. */
 function allowStart () {
-  ui.start.disabled = minutesUsedUp !== null
+  ui.start.disabled = minutesUsedUp !== null || noMinutesBudget
 }
 
 function setStatus (text, tone = '') {
@@ -423,10 +425,30 @@ function showRecentCalls (answer) {
   ui.recentTable.hidden = calls.length === 0
 }
 
-/** 8.5, 10, 0: minutes with at most one decimal. */
-function describeMinutes (minutes) {
-  return String(Number(minutes.toFixed(1)))
+/** The unit a figure of voice time reads best in: minutes from one minute up, seconds below (0.25 min is 15 s). */
+function timeUnit (minutes) {
+  return minutes >= 1 ? 'min' : 's'
 }
+
+/**
+ * A figure of voice time in `unit`. What is left is rounded down (never more than the server
+ * allows): 8.5 min, 3 s. The budget as set: 2.5 min, 1.25 min, 15 s.
+ */
+function describeVoiceTime (minutes, unit, { roundDown }) {
+  if (unit === 's') return String(roundDown ? Math.floor(minutes * 60 + 1e-9) : Math.round(minutes * 60))
+  return String(roundDown ? Math.floor(minutes * 10 + 1e-9) / 10 : Number(minutes.toFixed(2)))
+}
+
+/** "8.5 of 10 min", "5 of 15 s", "3 s of 1 min": what is left of the budget, each in the unit that reads best. */
+function describeLeft (left, budget) {
+  const budgetUnit = timeUnit(budget)
+  const leftUnit = left === 0 ? budgetUnit : timeUnit(left)
+  const leftText = describeVoiceTime(left, leftUnit, { roundDown: true })
+  const budgetText = describeVoiceTime(budget, budgetUnit, { roundDown: false })
+  return leftUnit === budgetUnit ? `${leftText} of ${budgetText} ${budgetUnit}` : `${leftText} ${leftUnit} of ${budgetText} ${budgetUnit}`
+}
+
+const NO_BUDGET_TITLE = 'This demo gives no voice minutes today (DEMO_MINUTES=0).'
 
 /** False once the server says it does not count voice minutes (no API key): no more polling. */
 let usageAvailable = true
@@ -455,10 +477,14 @@ function showUsage (answer, asked) {
     return
   }
   const budget = answer.budget.minutes
-  // What is left, rounded down to a tenth of a minute (never more than the server would allow).
-  const left = Math.max(0, Math.floor((budget - answer.usage.minutes) * 10 + 1e-9) / 10)
-  ui.minutesText.textContent = `Voice minutes left today: ${describeMinutes(left)} of ${describeMinutes(budget)} (resets at ${utcTime(Date.parse(answer.usage.resetsAt))})`
-  ui.minutesMeter.max = budget > 0 ? budget : 1
+  if (budget <= 0) {
+    showNoBudget()
+    return
+  }
+  if (noMinutesBudget) minutesBudgetIsBack()
+  const left = Math.max(0, budget - answer.usage.minutes)
+  ui.minutesText.textContent = `Voice time left today: ${describeLeft(left, budget)} (resets at ${utcTime(Date.parse(answer.usage.resetsAt))})`
+  ui.minutesMeter.max = budget
   ui.minutesMeter.low = budget * 0.2
   ui.minutesMeter.high = budget * 0.5
   ui.minutesMeter.optimum = budget
@@ -467,6 +493,29 @@ function showUsage (answer, asked) {
   ui.minutesNote.hidden = false
   // Minutes left again after a refusal (a new day, or a restarted server): Start call is back.
   if (minutesUsedUp !== null && asked > minutesUsedUp.since && answer.usage.minutes < budget) minutesAreBack()
+}
+
+/** A budget of 0 voice minutes a day: nothing to call with, so Start call is off and says why. */
+function showNoBudget () {
+  ui.minutesText.textContent = 'No voice minutes today: this demo\'s daily budget is 0 (DEMO_MINUTES=0).'
+  ui.minutesMeter.hidden = true
+  ui.minutesNote.hidden = true
+  if (noMinutesBudget) return
+  noMinutesBudget = true
+  ui.start.title = NO_BUDGET_TITLE
+  allowStart()
+  if (call === null) {
+    setDetail('')
+    setStatus('Start call is off: there are no voice minutes to use today. Restart the demo with some, e.g. DEMO_MINUTES=10 npm start.', 'warn')
+  }
+}
+
+/** The server has a budget again (restarted with DEMO_MINUTES above 0): Start call is back. */
+function minutesBudgetIsBack () {
+  noMinutesBudget = false
+  if (minutesUsedUp === null) ui.start.title = ''
+  allowStart()
+  if (call === null && minutesUsedUp === null) setStatus('Ready. Press Start call to get a voice token and join the room.')
 }
 
 /** The server refused a call because the voice minutes are used up: Start waits until `until`. */
@@ -481,8 +530,8 @@ function minutesAreBack () {
   if (minutesUsedUp === null) return
   clearTimeout(minutesUsedUp.timer)
   minutesUsedUp = null
-  ui.start.title = ''
-  if (call === null) {
+  ui.start.title = noMinutesBudget ? NO_BUDGET_TITLE : ''
+  if (call === null && !noMinutesBudget) {
     allowStart()
     setDetail('')
     setStatus('Your voice minutes are back. Press Start call to get a voice token and join the room.')
