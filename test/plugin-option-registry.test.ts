@@ -82,7 +82,7 @@ t.test('the defaults are one frozen object', async (t) => {
 
 /** What the client works with (its private, normalised config). */
 function configOf (client: OsharaClient): ClientConfig {
-  return (client as unknown as { config: ClientConfig }).config
+  return (client as unknown as { transport: { config: ClientConfig } }).transport.config
 }
 
 async function pluginClientConfig (t: Test, upstream: OsharaUpstreamOptions): Promise<ClientConfig> {
