@@ -43,7 +43,7 @@ export {
 } from './errors.js'
 export type { OsharaErrorCode, OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
-export type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from './idempotency/store.js'
+export type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from './idempotency/idempotency-store.js'
 export { MemoryQuotaStore } from './quota/memory-quota-store.js'
 export { RedisQuotaStore, type RedisQuotaStoreOptions } from './quota/redis-quota-store.js'
 export type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota/quota-store.js'

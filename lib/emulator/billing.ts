@@ -1,7 +1,7 @@
 import type { EmulatorApiKey, EmulatorFormResponse, EmulatorSession, EmulatorSessionSummary, EmulatorUsage } from './types.js'
 import { jsonReply, type Reply } from './reply.js'
 import type { SessionBook } from './sessions.js'
-import { costUnits, formatCost } from './summaries.js'
+import { costUnits, formatCost } from './call-summaries.js'
 import { isPlainObject } from './session-body.js'
 
 const DEFAULT_PAGE_SIZE = 50

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto'
 import type { EmulatorCharacter, EmulatorEndOptions, EmulatorOptions, EmulatorSession, EmulatorSessionSummary } from './types.js'
 import { signToken } from './jwt.js'
 import { jsonReply, type Reply } from './reply.js'
-import { callDetails, elapsedSeconds, endOptionsError, summaryOf, type CallDetails, type FinalizedCall } from './summaries.js'
+import { callDetails, elapsedSeconds, endOptionsError, summaryOf, type CallDetails, type FinalizedCall } from './call-summaries.js'
 import type { SessionBody } from './session-body.js'
-import { appearanceOf } from './appearance.js'
+import { appearanceOf } from './character-appearance.js'
 
 const DEFAULT_TENANT = 'tenant_local'
 

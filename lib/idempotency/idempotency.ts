@@ -4,7 +4,7 @@ import { OsharaIdempotencyInProgressError, OsharaIdempotencyKeyReusedError, Osha
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { storeFailure, withTimeout } from '../limits/store-call.js'
 import { publishStoreError } from '../observability/channels.js'
-import type { IdempotencyBeginResult, IdempotencyStore } from './store.js'
+import type { IdempotencyBeginResult, IdempotencyStore } from './idempotency-store.js'
 
 export interface IdempotencyConfig {
   readonly store: IdempotencyStore

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from './store.js'
+import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from './idempotency-store.js'
 
 interface Entry {
   readonly fingerprint: string

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { MemoryIdempotentReplies } from '../idempotency/memory-replies.js'
-import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/store.js'
+import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
 import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
 
 /** What the expiry heap orders: anything with a time, and a slot in the heap for it. */

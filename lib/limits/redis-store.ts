@@ -4,7 +4,7 @@ import type {
 } from './store.js'
 import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from './redis-client.js'
 import { IDEMPOTENCY_SCRIPTS } from '../idempotency/redis-scripts.js'
-import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/store.js'
+import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
 
 export type { RedisScriptingClient } from './redis-client.js'
 

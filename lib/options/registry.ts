@@ -4,7 +4,7 @@ import { CLIENT_DEFAULTS, type OsharaUpstreamOptions, UPSTREAM_OPTION_NAMES } fr
 import { invalidOption } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
-import { IDEMPOTENCY_METHODS, type IdempotencyStore } from '../idempotency/store.js'
+import { IDEMPOTENCY_METHODS, type IdempotencyStore } from '../idempotency/idempotency-store.js'
 import { MemoryQuotaStore } from '../quota/memory-quota-store.js'
 import type { QuotaBudget } from '../quota/quota.js'
 import type { QuotaStore } from '../quota/quota-store.js'

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/store.js'
+import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
 import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
 
 export interface IdempotencyStoreContractOptions<Store extends IdempotencyStore = IdempotencyStore> {
