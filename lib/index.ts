@@ -32,7 +32,14 @@ export {
   OsharaRequestRejectedError,
   OsharaSessionLimitError,
   OsharaSessionNotFoundError,
+  OsharaSessionEndedError,
   OsharaTimeoutError,
+  OsharaToolArgumentsError,
+  OsharaToolFailedError,
+  OsharaToolForbiddenError,
+  OsharaToolRefusedError,
+  OsharaToolTimeoutError,
+  OsharaToolUnauthorizedError,
   OsharaUnauthorizedError,
   OsharaUnavailableError,
   OsharaUpstreamError,
@@ -50,6 +57,7 @@ export type {
   ClaimRequest,
   ClaimResult,
   RescheduleRequest,
+  SessionState,
   SessionStore,
   SlotRequest,
   TrackedSession,
@@ -65,7 +73,8 @@ export type {
   OsharaSessionCreateMessage,
   OsharaSessionEndMessage,
   OsharaSessionLookupMessage,
-  OsharaStoreErrorMessage
+  OsharaStoreErrorMessage,
+  OsharaToolMessage
 } from './observability/channels.js'
 export type { ClientField } from './route/route-schemas.js'
 export type {
@@ -78,6 +87,10 @@ export type {
   OsharaRouteOptions,
   OsharaStats,
   OsharaTelemetryOptions,
+  OsharaToolContext,
+  OsharaToolDefinition,
+  OsharaToolOutcome,
+  OsharaToolsOptions,
   OsharaTrackingOptions,
   OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,

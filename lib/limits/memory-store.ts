@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
+import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionState, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
 
 /** What the expiry heap orders: anything with a time, and a slot in the heap for it. */
 interface Expiring {
@@ -167,6 +167,14 @@ export class MemorySessionStore implements SessionStore, TrackingStore {
     if (slot === undefined || (key !== undefined && slot.key !== key)) return false
     this.#forget(slot)
     return true
+  }
+
+  async sessionState (sessionId: string): Promise<SessionState | undefined> {
+    this.#dropExpired()
+    const slot = this.#slotsBySession.get(sessionId)
+    const entry = this.#entries.get(sessionId)
+    if (slot !== undefined) return { key: slot.key, ended: false }
+    return entry === undefined ? undefined : { key: entry.key, ended: entry.ended }
   }
 
   async track (sessionId: string, request: TrackRequest): Promise<void> {

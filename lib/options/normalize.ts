@@ -11,6 +11,7 @@ import { objectOption } from '../validate.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { UsageQuota } from '../quota/quota.js'
 import type { TrackerConfig } from '../tracking/tracker.js'
+import { type ToolsConfig, toolsConfig } from '../tools/tools-config.js'
 import { checkGroup, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
 
 type MaybePromise<T> = T | Promise<T>
@@ -22,7 +23,7 @@ type Given = Normalized<typeof PLUGIN_OPTIONS>
  * options used as their checks returned them come straight from `PLUGIN_OPTIONS`; the rest are
  * turned into what the route needs.
  */
-export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota'> {
+export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota' | 'tools'> {
   /** The slug when `agent` is a string. */
   readonly agentSlug: string | undefined
   readonly resolveAgent: ((request: FastifyRequest) => MaybePromise<string>) | undefined
@@ -38,6 +39,8 @@ export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' 
   readonly quota: UsageQuota | undefined
   /** The quota key of a request (`quota.key`, else the limiter's key, else `request.ip`). */
   readonly quotaKey: (request: FastifyRequest) => MaybePromise<string>
+  /** Agent tools, when `tools` is set. */
+  readonly tools: ToolsConfig | undefined
 }
 
 /** A reservation outlives the longest upstream call: the deadline plus this margin. */
@@ -122,14 +125,16 @@ function usageQuota (quota: Given['quota'], limits: Given['limits']): Pick<Plugi
 export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
   const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
   const checked = checkGroup(PLUGIN_OPTIONS, options, '')
-  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, ...given } = checked
+  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, tools, ...given } = checked
   const { bodySchema, ...policy } = browserPolicy(clientFields, agents, languages)
+  const tracking = sessionTracking(checked, options)
   return Object.freeze({
     ...given,
     ...agent,
     policy,
     bodySchema,
-    tracking: sessionTracking(checked, options),
+    tracking,
+    tools: toolsConfig(tools, tracking?.maxTrackMs),
     ...usageQuota(quota, limits),
     ...sessionLimits(limits, options),
     // Last: every other option is checked before a connection pool is made.
