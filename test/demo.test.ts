@@ -75,10 +75,12 @@ t.test('the voice routes: fake user as metadata, one call per user, DELETE frees
   const session = await first.json() as Record<string, string>
   const [upstream] = sessionRequests(demo)
   t.equal(upstream?.headers.origin, demo.url, 'the demo sends its own origin, which the emulator allows')
-  t.same(upstream?.body, {
+  t.match(upstream?.body, {
     agent: 'support-bot',
-    metadata: { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro' }
+    metadata: { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro', _oshara_sig: /^v1\./ }
   })
+  const { _oshara_sig: _signature, ...metadata } = (upstream?.body as { metadata: Record<string, unknown> }).metadata
+  t.same(metadata, { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro' }, 'the metadata, plus its signature (tools)')
 
   const second = await get(`${demo.url}/voice-token`, { method: 'POST' })
   t.equal(second.status, 429)

@@ -466,6 +466,8 @@ t.test('fastify.oshara.tool(): refused definitions, and no tools option', async 
   t.teardown(() => plain.close())
   await plain.register(osharaVoice, { origin: ORIGIN, agent: 'support-bot', baseUrl: emulator.url, public: true })
   t.throws(() => { plain.oshara.tool('lookup_order', { args: OrderArgs, handler }) }, { code: 'FST_OSHARA_INVALID_OPTIONS', message: /option "tools" is not set/ })
+  t.throws(define('late', { args: OrderArgs, handler }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /tool\("late"\)" came after the app started/ })
+  t.notOk('late' in app.oshara.stats().tools, 'a refused tool is not counted')
 })
 
 t.test('tool routes take the app\'s route options: docs, bodyLimit, hooks', async (t) => {

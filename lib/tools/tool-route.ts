@@ -67,13 +67,18 @@ export function registerTool (fastify: FastifyInstance, runtime: ToolRuntime, na
   if (typeof handler !== 'function') throw invalidOption(`${path}.handler`, `must be a function, got ${describe(handler)}`, 'pass async (args, { sessionId, metadata, key, request, signal }) => result')
   const settings = normalizeGroup(ROUTE_OPTIONS, options, path, `${path}.`) as RouteSettings
   const tool: Tool = { name, runtime, check: compileArgs(args), handler }
+  try {
+    fastify.register(async function osharaTool (child) {
+      child.decorateRequest(kCall, null)
+      child.setErrorHandler(replyToError)
+      addToolRoute(child, tool, settings)
+    })
+  } catch {
+    // Fastify takes no route once the app has started.
+    throw invalidOption(path, 'came after the app started (ready or listen)', 'register tools before app.ready() or app.listen(), e.g. right after await app.register(osharaVoice, ...)')
+  }
   runtime.names.add(name)
   runtime.stats.addTool(name)
-  fastify.register(async function osharaTool (child) {
-    child.decorateRequest(kCall, null)
-    child.setErrorHandler(replyToError)
-    addToolRoute(child, tool, settings)
-  })
 }
 
 function addToolRoute (child: FastifyInstance, tool: Tool, settings: RouteSettings): void {
@@ -115,6 +120,12 @@ function sessionOf (body: Record<string, unknown>): { sessionId: string, metadat
   return { sessionId: session.session_id, metadata: session.metadata }
 }
 
+/** `_session.session_id` when it is a string, for the logs and `oshara:tool` (also when the rest of `_session` is not as documented). */
+function sessionIdOf (body: Record<string, unknown>): string | undefined {
+  const session = body._session
+  return isPlainObject(session) && typeof session.session_id === 'string' ? session.session_id : undefined
+}
+
 function refuse (reply: FastifyReply, call: CallRecord, outcome: OsharaToolOutcome, error: OsharaError): FastifyReply {
   call.outcome = outcome
   return reply.code(error.statusCode).send({ error: error.message, code: error.code })
@@ -126,7 +137,7 @@ async function handleToolCall (tool: Tool, request: ToolRequest, reply: FastifyR
   const { signer } = tool.runtime.config
   const body = isPlainObject(request.body) ? request.body : {}
   const session = sessionOf(body)
-  if (typeof (body._session as { session_id?: unknown } | undefined)?.session_id === 'string') call.sessionId = (body._session as { session_id: string }).session_id
+  call.sessionId = session?.sessionId ?? sessionIdOf(body)
   const verified = session === undefined ? { ok: false as const, reason: 'missing' as const } : signer.verify(session.metadata)
   if (!verified.ok) {
     request.log.warn({ tool: tool.name, session_id: call.sessionId, reason: verified.reason },
