@@ -312,6 +312,7 @@ t.test('requests that are not tool calls: malformed JSON 400, a body without _se
     preHandler: async (request) => {
       if (request.headers['x-test'] === 'deny') throw Object.assign(new Error('Not today.'), { statusCode: 429 })
       if (request.headers['x-test'] === 'crash') throw new Error('hook bug secret-detail')
+      if (request.headers['x-test'] === 'login') throw Object.assign(new Error('Log in first.'), { statusCode: 401, code: 'APP_LOGIN' })
     }
   })
   const post = async (body: string, headers: Record<string, string> = {}) => {
@@ -323,7 +324,8 @@ t.test('requests that are not tool calls: malformed JSON 400, a body without _se
   t.match(await post('{"order_id":"1","_session":{"session_id":"s","metadata":[]}}'), { status: 403, body: { code: 'FST_OSHARA_TOOL_FORBIDDEN' } })
   t.same(await post('{}', { 'x-test': 'deny' }), { status: 429, body: { error: 'Not today.', code: 'FST_OSHARA_TOOL_REFUSED' } })
   t.same(await post('{}', { 'x-test': 'crash' }), { status: 500, body: { error: 'The tool failed. Please try again later.', code: 'FST_OSHARA_TOOL_FAILED' } })
-  t.match(app.oshara.stats().tools, { lookup_order: { invalid_arguments: 1, forbidden: 2, refused: 1, failed: 1 } })
+  t.same(await post('{}', { 'x-test': 'login' }), { status: 401, body: { error: 'Log in first.', code: 'APP_LOGIN' } })
+  t.same(app.oshara.stats().tools, { lookup_order: { invalid_arguments: 1, forbidden: 2, refused: 1, failed: 1, unauthorized: 1 } })
 })
 
 t.test('key rotation: previousSigningKeys accepts sessions signed with an old key; without it they are refused', async (t) => {
@@ -375,6 +377,44 @@ t.test('a store failure on the session lookup follows limits.onStoreError: deny 
   t.equal((await emulator.callTool(await mintByRoute(allow.app), { url: allow.url, args: { order_id: '1' }, headers: HEADERS })).status, 200)
   t.equal(allow.seen[0]?.context.key, undefined)
   t.same(storeErrors, [{ store: 'limiter', operation: 'sessionState', message: 'store down' }, { store: 'limiter', operation: 'sessionState', message: 'store down' }])
+})
+
+/** A store in another process's likeness: every call delegates to a memory store, and it is not one (so its calls are timed). */
+class DelegatingStore {
+  readonly memory = new MemorySessionStore()
+  stateDelayMs = 0
+  acquire = (request: Parameters<MemorySessionStore['acquire']>[0]) => this.memory.acquire(request)
+  bind = (...args: Parameters<MemorySessionStore['bind']>) => this.memory.bind(...args)
+  release = (slotId: string) => this.memory.release(slotId)
+  releaseSession = (sessionId: string, key?: string) => this.memory.releaseSession(sessionId, key)
+  track = (...args: Parameters<MemorySessionStore['track']>) => this.memory.track(...args)
+  claimDue = (...args: Parameters<MemorySessionStore['claimDue']>) => this.memory.claimDue(...args)
+  reschedule = (...args: Parameters<MemorySessionStore['reschedule']>) => this.memory.reschedule(...args)
+  untrack = (...args: Parameters<MemorySessionStore['untrack']>) => this.memory.untrack(...args)
+  markEnded = (sessionId: string) => this.memory.markEnded(sessionId)
+  sessionsOf = (key: string) => this.memory.sessionsOf(key)
+  sessionState = async (sessionId: string) => {
+    if (this.stateDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stateDelayMs))
+    return await this.memory.sessionState(sessionId)
+  }
+}
+
+t.test('another store: its sessionState is bounded by limits.storeTimeoutMs; tracking alone uses a store of its own', async (t) => {
+  const emulator = await startEmulator(t)
+  const slow = new DelegatingStore()
+  const limited = await toolApp(t, emulator, { limits: { concurrency: 1, key: () => USER_KEY, store: slow, storeTimeoutMs: 50 } })
+  const sessionId = await mintByRoute(limited.app)
+  t.equal((await emulator.callTool(sessionId, { url: limited.url, args: { order_id: '1' }, headers: HEADERS })).status, 200, 'in time')
+  t.equal(limited.seen[0]?.context.key, USER_KEY)
+  slow.stateDelayMs = 1000
+  t.equal((await emulator.callTool(sessionId, { url: limited.url, args: { order_id: '1' }, headers: HEADERS })).status, 503, 'slower than storeTimeoutMs: onStoreError deny')
+  const tracking = new DelegatingStore()
+  const tracked = await toolApp(t, emulator, { apiKey: API_KEY, onSessionEnd: () => {}, tracking: { firstCheckMs: 60_000, store: tracking } })
+  const trackedId = await mintByRoute(tracked.app)
+  t.same(await tracking.sessionState(trackedId), { key: undefined, ended: false }, 'tracked in that store')
+  t.equal((await emulator.callTool(trackedId, { url: tracked.url, args: { order_id: '1' }, headers: HEADERS })).status, 200)
+  await tracking.untrack(trackedId)
+  t.equal((await emulator.callTool(trackedId, { url: tracked.url, args: { order_id: '1' }, headers: HEADERS })).status, 410, 'no longer tracked: ended')
 })
 
 t.test('a store without sessionState: tools are served without the ended check, and a warning says so', async (t) => {
@@ -477,7 +517,7 @@ t.test('tool routes take the app\'s route options: docs, bodyLimit, hooks', asyn
     bodyLimit: 64,
     schema: { summary: 'Look up an order', tags: ['tools'] },
     onRequest: async () => { order.push('onRequest') },
-    onResponse: async () => { order.push('onResponse') }
+    onResponse: [async () => { order.push('onResponse') }]
   })
   const sessionId = await mintByRoute(app)
   t.equal((await emulator.callTool(sessionId, { url, args: { order_id: '1', padding: 'x'.repeat(100) }, headers: HEADERS })).status, 413)
@@ -506,4 +546,7 @@ t.test('emulator.callTool rejects for a session it did not mint, and reads a bod
   await text.listen({ port: 0, host: '127.0.0.1' })
   const textPort = (text.server.address() as { port: number }).port
   t.same(await emulator.callTool(sessionId, { url: `http://127.0.0.1:${textPort}/text` }), { status: 200, body: 'plain words' })
+  const response = await request(`${emulator.url}/api/agents/agent-session/`, { method: 'POST', headers: { 'content-type': 'application/json', origin: ORIGIN }, body: '{"agent":"support-bot"}' })
+  const { session_id: withoutMetadata } = await response.body.json() as { session_id: string }
+  t.same((await emulator.callTool(withoutMetadata, { url: `http://127.0.0.1:${port}/echo` })).body, { _session: { session_id: withoutMetadata, metadata: {} } }, 'a session minted without metadata: {}')
 })
