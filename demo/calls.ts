@@ -37,6 +37,11 @@ export class DemoCalls {
     else open.add(sessionId)
   }
 
+  /** True when `sessionId` is an open call of `userId`. */
+  isOpen (userId: string, sessionId: string): boolean {
+    return this.#open.get(userId)?.has(sessionId) === true
+  }
+
   /** True when `sessionId` is an open call of `userId`; it is no longer open afterwards. */
   take (userId: string, sessionId: string): boolean {
     const open = this.#open.get(userId)

@@ -16,6 +16,13 @@
  * `GET /demo/usage` tells the page what is left; once it is used up, POST /voice-token answers
  * 429 FST_OSHARA_QUOTA_EXCEEDED with a message safe to show and Retry-After until midnight UTC.
  *
+ * Agent tools: every session carries a signature of its metadata (`tools`), and the app serves
+ * the tool `lookup_order` (POST /oshara/tools/lookup_order) for the user the session was minted
+ * for. With the emulator, `POST /demo/sessions/:sessionId/lookup-order` makes the emulator call it
+ * as Oshara's agent would during the call, and `POST /demo/forged-tool-call` mints a session
+ * straight at the emulator claiming to be another user (Origin is just a header) and calls the
+ * tool with it: the app refuses it (403 FST_OSHARA_TOOL_FORBIDDEN).
+ *
  * Environment:
  *   PORT, HOST                  where the demo listens (default 3000, 127.0.0.1)
  *   OSHARA_AGENT, OSHARA_ORIGIN talk to the real Oshara with this character slug and Origin
@@ -25,6 +32,9 @@
  *                               Oshara, Recent calls and voice minutes need it (the emulator gets
  *                               a key of its own)
  *   DEMO_MINUTES                the user's voice minutes a day (default 10)
+ *   OSHARA_TOOLS_SECRET         the tool secret (the X-Oshara-Secret of the tool on the character);
+ *                               default: a random one per run, which only the emulator knows
+ *   OSHARA_TOOLS_SIGNING_KEY    the key that signs session metadata (default: a random one per run)
  *   LOG_LEVEL                   default info
  */
 import { randomBytes } from 'node:crypto'
@@ -34,8 +44,9 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyStatic from '@fastify/static'
+import { Type } from '@sinclair/typebox'
 // In your app: import osharaVoice from 'fastify-oshara-voice'
-import osharaVoice, { type OsharaQuotaUsage, type OsharaTrackingOptions, type OsharaVoiceOwnClientOptions } from '../lib/index.js'
+import osharaVoice, { OsharaToolRefusedError, type OsharaQuotaUsage, type OsharaTrackingOptions, type OsharaVoiceOwnClientOptions } from '../lib/index.js'
 import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
 import { DemoCalls } from './calls.js'
 
@@ -60,6 +71,23 @@ export const DEMO_USER: Readonly<DemoUser> = Object.freeze({
 })
 
 export const DEMO_AGENT = 'support-bot'
+
+/** One order, as the tool `lookup_order` answers it. */
+export interface DemoOrder {
+  order_id: string
+  item: string
+  status: string
+  eta: string
+}
+
+/** The demo's orders by user id: the data the agent's tool may read for the caller only. */
+export const DEMO_ORDERS: Readonly<Record<string, readonly DemoOrder[]>> = Object.freeze({
+  [DEMO_USER.id]: [{ order_id: 'A-1001', item: 'Noise-cancelling headset', status: 'shipped', eta: 'Thursday' }],
+  'demo-user-2': [{ order_id: 'B-2002', item: 'Engagement ring', status: 'packed', eta: 'Friday' }]
+})
+
+/** Whom the forged call claims to be. */
+const FORGED_USER = { user_id: 'demo-user-2', user_name: 'Someone Else' }
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -195,6 +223,10 @@ function portInUse (cause: unknown, host: string, port: number): Error {
     `Pick another port with PORT, e.g. PORT=${other} npm start`, { cause }), { code: 'EADDRINUSE' })
 }
 
+function nonEmpty (value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value
+}
+
 /** PORT as a port number, or an error saying what PORT takes. */
 function portFrom (value: string | undefined): number {
   if (value === undefined || value === '') return 3000
@@ -250,6 +282,9 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     const userOf = (request: FastifyRequest): DemoUser => request.demoUser as DemoUser
     const { emulator, tracking } = upstream
     const calls = new DemoCalls()
+    // The tool's shared secret (the X-Oshara-Secret on the character) and the metadata signing key.
+    const toolsSecret = nonEmpty(env.OSHARA_TOOLS_SECRET) ?? randomBytes(24).toString('base64url')
+    const signingKey = nonEmpty(env.OSHARA_TOOLS_SIGNING_KEY) ?? randomBytes(32).toString('base64url')
 
     await app.register(osharaVoice, {
       ...upstream.options,
@@ -262,6 +297,8 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
         const user = userOf(request)
         return { user_id: user.id, user_name: user.name, user_email: user.email, plan: user.plan }
       },
+      // Agent tools: every session carries a signature of its metadata; the tool routes serve only those.
+      tools: { secret: toolsSecret, signingKey },
       // Remembers whose session it is, so that the emulator controls end only the user's own calls.
       ...(emulator === undefined ? {} : { onSession: (request, session) => { calls.minted(userOf(request).id, session.session_id) } }),
       // One active call per user, so a second Start (e.g. in another tab) shows the 429. With
@@ -288,6 +325,18 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
               if (key !== undefined) calls.ended(key, sessionId, summary)
             }
           })
+    })
+
+    // The agent's tool: the caller's order, for the user named in the signed session metadata only.
+    // Register it on the character as an HTTP tool: config.url {origin}/oshara/tools/lookup_order,
+    // config.headers { "X-Oshara-Secret": OSHARA_TOOLS_SECRET }.
+    app.oshara.tool('lookup_order', {
+      args: Type.Object({ order_id: Type.String({ minLength: 1, maxLength: 20 }) }, { additionalProperties: false }),
+      handler: async ({ order_id: orderId }, { metadata }) => {
+        const order = DEMO_ORDERS[String(metadata.user_id)]?.find((candidate) => candidate.order_id === orderId)
+        if (order === undefined) throw new OsharaToolRefusedError(`There is no order ${orderId} for this caller.`)
+        return { ...order, customer: metadata.user_name }
+      }
     })
 
     // What the page shows in its header (the fake user and which Oshara is answering).
@@ -331,6 +380,41 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
         }
         request.log.info({ session_id: sessionId, reason }, 'demo: the emulator ended the call')
         return { session_id: sessionId, end_reason: reason }
+      })
+
+      // The agent "calls" the tool during the user's call: the emulator POSTs as Oshara's worker
+      // does, with the session's (signed) metadata and the tool's secret header.
+      const toolUrl = `${origin}/oshara/tools/lookup_order`
+      const toolHeaders = { 'x-oshara-secret': toolsSecret }
+      app.post('/demo/sessions/:sessionId/lookup-order', {
+        preHandler: requireUser,
+        schema: { params: { type: 'object', properties: { sessionId: { type: 'string', minLength: 1, maxLength: 100 } }, required: ['sessionId'] } }
+      }, async (request, reply) => {
+        const { sessionId } = request.params as { sessionId: string }
+        if (!calls.isOpen(userOf(request).id, sessionId)) {
+          return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such call of yours in progress.' })
+        }
+        const args = { order_id: DEMO_ORDERS[userOf(request).id]?.[0]?.order_id ?? 'A-1001' }
+        return { tool: 'lookup_order', args, ...await emulator.callTool(sessionId, { url: toolUrl, args, headers: toolHeaders }) }
+      })
+
+      // A forged call: a session minted straight at Oshara, around this app, claiming to be another
+      // user (Oshara checks only Origin, which outside a browser is just a header). Oshara's worker
+      // would add the right secret; the app still refuses it, since nothing it minted signed it.
+      app.post('/demo/forged-tool-call', { preHandler: requireUser }, async () => {
+        const minted = await fetch(`${emulator.url}/api/agents/agent-session/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', origin },
+          body: JSON.stringify({ agent: DEMO_AGENT, metadata: FORGED_USER }),
+          signal: AbortSignal.timeout(5000)
+        })
+        const forged = await minted.json() as { session_id: string }
+        const args = { order_id: DEMO_ORDERS[FORGED_USER.user_id]?.[0]?.order_id ?? 'B-2002' }
+        try {
+          return { tool: 'lookup_order', args, claimed: FORGED_USER, ...await emulator.callTool(forged.session_id, { url: toolUrl, args, headers: toolHeaders }) }
+        } finally {
+          emulator.endSession(forged.session_id, { reason: 'client_left' })
+        }
       })
     }
 

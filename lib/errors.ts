@@ -213,6 +213,41 @@ export class OsharaIdempotencyKeyReusedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_IDEMPOTENCY_KEY_REUSED'
 }
 
+/** A tool call without the right secret header (`tools.secretHeader`). */
+export class OsharaToolUnauthorizedError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_TOOL_UNAUTHORIZED'
+}
+
+/** A tool call whose `_session.metadata` carries no valid, unexpired signature: a session this app did not mint, or edited metadata. */
+export class OsharaToolForbiddenError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_TOOL_FORBIDDEN'
+}
+
+/** A tool call for a session the plugin knows has ended (README "Agent tools"). */
+export class OsharaSessionEndedError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_SESSION_ENDED'
+}
+
+/** A tool call whose arguments do not match the tool's `args` schema; the message names the argument and what was expected. */
+export class OsharaToolArgumentsError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_TOOL_INVALID_ARGUMENTS'
+}
+
+/** Throw it from a tool handler to say no in words the agent can repeat, e.g. "No order with that number." (422). */
+export class OsharaToolRefusedError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_TOOL_REFUSED'
+}
+
+/** A tool handler did not answer within `tools.timeoutMs`; its `signal` was aborted. */
+export class OsharaToolTimeoutError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_TOOL_TIMEOUT'
+}
+
+/** A tool handler threw an error without a 4xx `statusCode`: the agent gets a safe message, the original is logged. */
+export class OsharaToolFailedError extends OsharaError {
+  static override readonly code = 'FST_OSHARA_TOOL_FAILED'
+}
+
 /** Builds the register-time error: which option, what is wrong, how to fix it. */
 export function invalidOption (option: string, problem: string, fix: string): OsharaInvalidOptionsError {
   return new OsharaInvalidOptionsError(`fastify-oshara-voice: option "${option}" ${problem}. Fix: ${fix}`, { fix })

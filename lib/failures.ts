@@ -80,7 +80,15 @@ export const FAILURES = {
   FST_OSHARA_CALLBACK_FAILED: { status: 500, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
   FST_OSHARA_INVALID_IDEMPOTENCY_KEY: { status: 400, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
   FST_OSHARA_IDEMPOTENCY_IN_PROGRESS: { status: 409, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: true },
-  FST_OSHARA_IDEMPOTENCY_KEY_REUSED: { status: 422, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false }
+  FST_OSHARA_IDEMPOTENCY_KEY_REUSED: { status: 422, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  // Replies of the tool routes (README "Agent tools"): no upstream call is involved.
+  FST_OSHARA_TOOL_UNAUTHORIZED: { status: 401, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_TOOL_FORBIDDEN: { status: 403, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_SESSION_ENDED: { status: 410, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_TOOL_INVALID_ARGUMENTS: { status: 400, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_TOOL_REFUSED: { status: 422, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_TOOL_TIMEOUT: { status: 504, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false },
+  FST_OSHARA_TOOL_FAILED: { status: 500, outcome: 'not_created', retry: 'never', breaker: 'none', retryAfter: false }
 } as const satisfies Record<string, FailureRow>
 
 /** Every `FST_OSHARA_*` code. */

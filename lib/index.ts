@@ -35,7 +35,14 @@ export {
   OsharaRequestRejectedError,
   OsharaSessionLimitError,
   OsharaSessionNotFoundError,
+  OsharaSessionEndedError,
   OsharaTimeoutError,
+  OsharaToolArgumentsError,
+  OsharaToolFailedError,
+  OsharaToolForbiddenError,
+  OsharaToolRefusedError,
+  OsharaToolTimeoutError,
+  OsharaToolUnauthorizedError,
   OsharaUnauthorizedError,
   OsharaUnavailableError,
   OsharaUpstreamError,
@@ -54,6 +61,7 @@ export type {
   ClaimRequest,
   ClaimResult,
   RescheduleRequest,
+  SessionState,
   SessionStore,
   SlotRequest,
   TrackedSession,
@@ -69,7 +77,8 @@ export type {
   OsharaSessionCreateMessage,
   OsharaSessionEndMessage,
   OsharaSessionLookupMessage,
-  OsharaStoreErrorMessage
+  OsharaStoreErrorMessage,
+  OsharaToolMessage
 } from './observability/channels.js'
 export type { ClientField } from './route/route-schemas.js'
 export type {
@@ -83,6 +92,10 @@ export type {
   OsharaRouteOptions,
   OsharaStats,
   OsharaTelemetryOptions,
+  OsharaToolContext,
+  OsharaToolDefinition,
+  OsharaToolOutcome,
+  OsharaToolsOptions,
   OsharaTrackingOptions,
   OsharaUpstreamOptions,
   OsharaVoiceBaseOptions,

@@ -7,9 +7,10 @@ import type { BindTracking, SessionLimiter } from './limits/limiter.js'
 import { limitChannel, type OsharaLimitMessage } from './observability/channels.js'
 import type { SessionStats } from './observability/stats.js'
 import { kTracing, type SessionTracing } from './observability/tracing.js'
+import type { ToolSigner } from './tools/signature.js'
 import type { SessionTracker } from './tracking/tracker.js'
 
-/** What minting needs: the client, the limiter when `limits` is set, the tracker when tracking is on, the counters, the spans when tracing is on. */
+/** What minting needs: the client, the limiter when `limits` is set, the tracker when tracking is on, the counters, the spans when tracing is on, the signer with `tools`. */
 export interface Minter {
   readonly client: OsharaClient
   readonly limiter: SessionLimiter | undefined
@@ -18,6 +19,8 @@ export interface Minter {
   readonly bindTracking: BindTracking | undefined
   readonly stats: SessionStats
   readonly tracing: SessionTracing | undefined
+  /** Signs every session's metadata (agent tools). */
+  readonly signer: ToolSigner | undefined
 }
 
 export interface MintOptions<T> {
@@ -45,7 +48,9 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   let session: OsharaSession
   try {
     const options: PluginCallOptions = { signal, log, requestId, [kTracing]: minter.tracing }
-    session = await client.createSession(draft, options)
+    // The plugin follows a session that holds a slot or is tracked: once the store forgets it, it has ended.
+    const body = minter.signer === undefined ? draft : { ...draft, metadata: minter.signer.sign(draft.metadata, slot !== undefined || tracker !== undefined) }
+    session = await client.createSession(body, options)
   } catch (error) {
     if (slot !== undefined) await limiter?.release(slot, log)
     throw error

@@ -10,6 +10,8 @@ import { loadTracing } from './observability/tracing.js'
 import { normalizePluginOptions, type PluginConfig } from './options/normalize.js'
 import { registerRoutes } from './route/routes.js'
 import { checkAgentsOnReady } from './startup-check.js'
+import { SessionCheck } from './tools/session-check.js'
+import { registerTool, type ToolRuntime } from './tools/tool-route.js'
 import { SessionTracker } from './tracking/tracker.js'
 import type { CreateSessionInput, CreateSessionOptions, OsharaDecorator, OsharaVoiceOptions } from './types.js'
 
@@ -37,16 +39,27 @@ async function createSessionFor (config: PluginConfig, minter: Minter, fastify: 
   }
 }
 
+/** What `fastify.oshara.tool` needs, made once; undefined without `tools`. */
+function toolRuntime (fastify: FastifyInstance, config: PluginConfig, minter: Minter): ToolRuntime | undefined {
+  if (config.tools === undefined) return undefined
+  return { config: config.tools, sessionCheck: SessionCheck.create(config.limiter, config.tracking, fastify.log), stats: minter.stats, names: new Set() }
+}
+
 function decorate (fastify: FastifyInstance, config: PluginConfig, minter: Minter, name: string): void {
   if (fastify.hasDecorator(name)) {
     throw invalidOption('decorator', `"${name}" is already taken (is the plugin registered twice?)`, "give each registration its own name, e.g. decorator: 'osharaSales', or decorator: false")
   }
+  const tools = toolRuntime(fastify, config, minter)
   const decorator: OsharaDecorator = {
     client: config.client,
     createSession: (input, options) => createSessionFor(config, minter, fastify, input, options),
     usage: (key) => config.quota?.usage(key) ?? Promise.reject(invalidOption('quota', 'is not set, so there is no usage to read', 'set quota: { window, sessions | minutes | costUsd } to use fastify.oshara.usage()')),
     releaseSession: (sessionId, options) => config.limiter?.releaseSession(sessionId, options?.key) ?? Promise.resolve(false),
-    stats: () => minter.stats.snapshot(config.client, config.limiter, minter.tracker)
+    stats: () => minter.stats.snapshot(config.client, config.limiter, minter.tracker),
+    tool: (toolName, definition) => {
+      if (tools === undefined) throw invalidOption('tools', 'is not set, so there are no tool routes', "set tools: { secret } (see the README's Agent tools) to use fastify.oshara.tool()")
+      registerTool(fastify, tools, toolName, definition as unknown as Parameters<typeof registerTool>[3])
+    }
   }
   fastify.decorate(name, decorator)
 }
@@ -84,7 +97,7 @@ async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoice
   const config = normalizePluginOptions(options)
   // Nothing of OpenTelemetry is loaded unless asked for.
   const tracing = config.telemetry?.tracing === true ? await loadTracing() : undefined
-  const minter: Minter = { client: config.client, limiter: config.limiter, ...tracking(fastify, config), stats: new SessionStats(), tracing }
+  const minter: Minter = { client: config.client, limiter: config.limiter, ...tracking(fastify, config), stats: new SessionStats(), tracing, signer: config.tools?.signer }
   // The tracker finishes its lookups in flight before the client's pool closes.
   fastify.addHook('onClose', async () => {
     await minter.tracker?.close()

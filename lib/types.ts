@@ -1,5 +1,7 @@
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
 import type { OsharaBreakerState } from './client/breaker.js'
+import type { OsharaToolOutcome } from './observability/channels.js'
 import type { CallOptions, OsharaClient } from './client/client.js'
 import type { OsharaUpstreamOptions } from './client/options.js'
 import type { OsharaSession, SessionOverrides, SessionRequest } from './client/schemas.js'
@@ -109,6 +111,47 @@ export interface OsharaIdempotencyOptions {
   store?: IdempotencyStore
 }
 
+/**
+ * Agent tools: the app's endpoints that Oshara's agent calls during a call (README "Agent tools").
+ * Every session the plugin mints then carries a signature of its metadata, and
+ * `fastify.oshara.tool(name, ...)` serves `POST {prefix}/{name}` for sessions this app minted only.
+ */
+export interface OsharaToolsOptions {
+  /** The shared secret Oshara sends in `secretHeader` (the tool's `config.headers` on the character). At least 16 characters. */
+  secret: string
+  /** The HMAC-SHA256 key that signs session metadata (at least 32 characters). Default: derived from `secret`. */
+  signingKey?: string
+  /** Keys that signed earlier sessions and are still accepted (rotation); never used to sign. Default none. */
+  previousSigningKeys?: string[]
+  /** Path prefix of the tool routes (the plugin ignores register prefixes: give the full path). Default `/oshara/tools`. */
+  prefix?: string
+  /** The request header that carries `secret`. Default `x-oshara-secret`. */
+  secretHeader?: string
+  /** A handler's deadline: past it its `signal` aborts and the agent gets 504. Default 8000 (under Oshara's 10 s). */
+  timeoutMs?: number
+}
+
+/** What a tool handler is told besides its arguments. */
+export interface OsharaToolContext {
+  /** Oshara's session id of the call. */
+  sessionId: string
+  /** The session's metadata as the app's metadata extractor returned it (signed: the user it names is the one the app minted for), without the signature. */
+  metadata: SessionMetadata
+  /** With `limits`, the limiter key the session was minted under (read from the session store); else undefined. */
+  key: string | undefined
+  request: FastifyRequest
+  /** Aborts when the handler passes `tools.timeoutMs` (the agent then gets 504): pass it to your database or HTTP calls. */
+  signal: AbortSignal
+}
+
+/** `fastify.oshara.tool(name, definition)`: the arguments' schema, the handler, and route options (auth hooks, config, bodyLimit, docs). */
+export interface OsharaToolDefinition<Args extends TSchema = TSchema> extends OsharaRouteOptions {
+  /** A TypeBox schema of the LLM's arguments (the body without `_session`), checked without coercion. */
+  args: Args
+  /** Returns the JSON given to the LLM. Throw an error with a 4xx `statusCode` (e.g. `OsharaToolRefusedError`) to refuse in words the agent may say. */
+  handler: (args: Static<Args>, context: OsharaToolContext) => MaybePromise<unknown>
+}
+
 export interface OsharaLimitsOptions {
   /** Most active sessions per key. */
   concurrency: number
@@ -126,7 +169,7 @@ export interface OsharaLimitsOptions {
   storeTimeoutMs?: number
 }
 
-export type { OsharaUpstreamOptions }
+export type { OsharaToolOutcome, OsharaUpstreamOptions }
 
 /** Options shared by both forms of `OsharaVoiceOptions`. */
 export interface OsharaVoiceBaseOptions {
@@ -170,6 +213,8 @@ export interface OsharaVoiceBaseOptions {
   limits?: OsharaLimitsOptions
   /** Idempotent minting (`Idempotency-Key`): `true` for the defaults. Default off. */
   idempotency?: OsharaIdempotencyOptions | boolean
+  /** Agent tools: signed session metadata, and the routes Oshara's agent calls (`fastify.oshara.tool`). */
+  tools?: OsharaToolsOptions
   /**
    * Origins of frontends on other sites allowed to call the routes from a browser. Cross-site
    * browser requests from any other origin get 403 `FST_OSHARA_ORIGIN_NOT_ALLOWED`; same-origin
@@ -238,6 +283,8 @@ export interface OsharaStats {
   ended: number
   /** Quota refusals (429 `FST_OSHARA_QUOTA_EXCEEDED`), also counted in `failed`. */
   quotaRefusals: number
+  /** Tool calls by tool name and outcome, e.g. `{ lookup_order: { ok: 12, forbidden: 1 } }`; a tool appears once registered. */
+  tools: Record<string, Partial<Record<OsharaToolOutcome, number>>>
 }
 
 /** `fastify.oshara` (or the name given by `decorator`). */
@@ -251,6 +298,11 @@ export interface OsharaDecorator {
   releaseSession (sessionId: string, options?: { key?: string }): Promise<boolean>
   /** A snapshot of this registration's counters (cheap: no store or upstream call). */
   stats (): OsharaStats
+  /**
+   * Serves `POST {tools.prefix}/{name}` for Oshara's agent (needs `tools`): secret, signature,
+   * ended session, arguments, then `handler` within `tools.timeoutMs`. Call it before the app is ready.
+   */
+  tool<Args extends TSchema> (name: string, definition: OsharaToolDefinition<Args>): void
 }
 
 declare module 'fastify' {

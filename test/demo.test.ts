@@ -75,10 +75,12 @@ t.test('the voice routes: fake user as metadata, one call per user, DELETE frees
   const session = await first.json() as Record<string, string>
   const [upstream] = sessionRequests(demo)
   t.equal(upstream?.headers.origin, demo.url, 'the demo sends its own origin, which the emulator allows')
-  t.same(upstream?.body, {
+  t.match(upstream?.body, {
     agent: 'support-bot',
-    metadata: { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro' }
+    metadata: { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro', _oshara_sig: /^v1\./ }
   })
+  const { _oshara_sig: _signature, ...metadata } = (upstream?.body as { metadata: Record<string, unknown> }).metadata
+  t.same(metadata, { user_id: 'demo-user-1', user_name: 'Ada Demo', user_email: 'ada@example.com', plan: 'pro' }, 'the metadata, plus its signature (tools)')
 
   const second = await get(`${demo.url}/voice-token`, { method: 'POST' })
   t.equal(second.status, 429)
@@ -185,6 +187,35 @@ function nextMidnightUtc (): string {
   const now = new Date()
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString()
 }
+
+t.test('agent tools: the tool answers for the user of a session the demo minted; a forged session is refused', { timeout: 20_000 }, async (t) => {
+  const demo = await demoFor(t)
+  const minted = await get(`${demo.url}/voice-token`, { method: 'POST' })
+  const { session_id: sessionId } = await minted.json() as { session_id: string }
+  const metadata = demo.emulator?.sessions.get(sessionId)?.metadata as Record<string, unknown>
+  t.match(metadata._oshara_sig, /^v1\.\d+\.1\.[\w-]{43}$/, 'the session Oshara got is signed')
+  const looked = await get(`${demo.url}/demo/sessions/${sessionId}/lookup-order`, { method: 'POST' })
+  t.equal(looked.status, 200)
+  t.same(await looked.json(), {
+    tool: 'lookup_order',
+    args: { order_id: 'A-1001' },
+    status: 200,
+    body: { order_id: 'A-1001', item: 'Noise-cancelling headset', status: 'shipped', eta: 'Thursday', customer: DEMO_USER.name }
+  })
+  t.equal((await get(`${demo.url}/demo/sessions/sess_not_mine/lookup-order`, { method: 'POST' })).status, 404, 'only the user\'s own call')
+  const forged = await get(`${demo.url}/demo/forged-tool-call`, { method: 'POST' })
+  t.same(await forged.json(), {
+    tool: 'lookup_order',
+    args: { order_id: 'B-2002' },
+    claimed: { user_id: 'demo-user-2', user_name: 'Someone Else' },
+    status: 403,
+    body: { error: 'This call was not started by this app.', code: 'FST_OSHARA_TOOL_FORBIDDEN' }
+  })
+  t.equal(demo.emulator?.activeSessions(), 1, 'the forged session was ended; the user\'s call runs on')
+  const noSecret = await get(`${demo.url}/oshara/tools/lookup_order`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+  t.same({ status: noSecret.status, body: await noSecret.json() }, { status: 401, body: { error: 'Unauthorized.', code: 'FST_OSHARA_TOOL_UNAUTHORIZED' } })
+  t.same(demo.app.oshara.stats().tools, { lookup_order: { ok: 1, forbidden: 1, unauthorized: 1 } })
+})
 
 t.test('GET /demo/usage: the voice minutes used today and the budget (DEMO_MINUTES)', { timeout: 20_000 }, async (t) => {
   const demo = await demoFor(t, { env: { DEMO_MINUTES: '2.5' } })
@@ -313,6 +344,7 @@ if (!existsSync(CHROMIUM)) {
   t.test('the page shows the voice minutes left', { timeout: 60_000 }, minutesLeftTest)
   t.test('used-up minutes are refused politely', { timeout: 60_000 }, minutesUsedUpTest)
   t.test('small voice-minute budgets read in seconds, and a budget of 0 turns Start call off with the reason', { timeout: 120_000 }, smallBudgetsTest)
+  t.test('agent tools: the agent looks up the user\'s order; a forged call is refused', { timeout: 60_000 }, agentToolsTest)
 }
 
 /** Debian's Chromium, headless, closed at the end of `t`. */
@@ -744,4 +776,34 @@ async function smallBudgetsTest (t: Test): Promise<void> {
     await page.screenshot({ path: new URL('demo-no-minutes.png', ARTIFACTS).pathname, fullPage: true })
     t.same(pageErrors, [], 'no uncaught errors on the page')
   }
+}
+
+async function agentToolsTest (t: Test): Promise<void> {
+  const demo = await demoFor(t)
+  const { page, pageErrors } = await readyPage(t, demo)
+  const lookup = page.getByRole('button', { name: 'Agent looks up your order' })
+  const forge = page.getByRole('button', { name: 'Forged call as another user' })
+  t.equal(await lookup.isDisabled(), true, 'no call, no agent to call the tool')
+  t.equal(await forge.isEnabled(), true, 'a forged session needs no call of ours')
+
+  const sessionId = await startACall(t, page)
+  t.equal(await lookup.isEnabled(), true, 'usable during a call')
+  const [looked] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === `/demo/sessions/${sessionId}/lookup-order`),
+    lookup.click()
+  ])
+  t.equal(looked.status(), 200)
+  await page.getByText('The agent called lookup_order(A-1001): Noise-cancelling headset, shipped, arriving Thursday. ' +
+    'The app answered for Ada Demo: the user in the session\'s signed metadata.').waitFor()
+  t.equal(await page.locator('#tool-result').getAttribute('data-tone'), 'ok')
+
+  await forge.click()
+  await page.getByText('Forged call refused: a session minted around this app, claiming to be Someone Else, asked for order B-2002 ' +
+    'with the right secret and got 403 FST_OSHARA_TOOL_FORBIDDEN (This call was not started by this app.).').waitFor()
+  t.same(demo.app.oshara.stats().tools, { lookup_order: { ok: 1, forbidden: 1 } })
+
+  await page.getByRole('button', { name: 'End call' }).click()
+  await page.getByText('Call ended. Your slot is free: you can start a new call.').waitFor()
+  t.equal(await lookup.isDisabled(), true, 'the call is over')
+  t.same(pageErrors, [], 'no uncaught errors on the page')
 }

@@ -10,7 +10,8 @@ const require = createRequire(import.meta.url)
 const expected = [
   'MemoryQuotaStore', 'MemorySessionStore', 'OsharaAbortedError', 'OsharaAgentNotFoundError', 'OsharaBadResponseError', 'OsharaCallbackError', 'OsharaError',
   'OsharaFieldNotAllowedError', 'OsharaIdempotencyInProgressError', 'OsharaIdempotencyKeyReusedError', 'OsharaInvalidIdempotencyKeyError', 'OsharaInvalidOptionsError', 'OsharaInvalidSessionError', 'OsharaOriginForbiddenError', 'OsharaOriginNotAllowedError',
-  'OsharaQuotaExceededError', 'OsharaRequestRejectedError', 'OsharaSessionLimitError', 'OsharaSessionNotFoundError', 'OsharaTimeoutError',
+  'OsharaQuotaExceededError', 'OsharaRequestRejectedError', 'OsharaSessionEndedError', 'OsharaSessionLimitError', 'OsharaSessionNotFoundError', 'OsharaTimeoutError',
+  'OsharaToolArgumentsError', 'OsharaToolFailedError', 'OsharaToolForbiddenError', 'OsharaToolRefusedError', 'OsharaToolTimeoutError', 'OsharaToolUnauthorizedError',
   'OsharaUnauthorizedError', 'OsharaUnavailableError', 'OsharaUpstreamError', 'OsharaUpstreamLimitError',
   'RedisQuotaStore', 'RedisSessionStore', 'VERSION', 'createOsharaClient', 'default', 'osharaVoice'
 ]

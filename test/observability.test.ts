@@ -194,7 +194,8 @@ t.test('oshara:limit and oshara:quota: the scope, the budget and the window; nev
     breakerState: 'closed',
     activeSlots: 1,
     ended: 0,
-    quotaRefusals: 1
+    quotaRefusals: 1,
+    tools: {}
   })
   events.noSecrets(t, [first.json().token, second.json().token])
 })
@@ -266,7 +267,7 @@ t.test('stats(): minted and failed by code for the route and the decorator, retr
       if (request.headers['x-deny'] !== undefined) throw Object.assign(new Error('Not on your plan.'), { statusCode: 403 })
     }
   })
-  t.same(app.oshara.stats(), { minted: 0, failed: {}, retries: 0, breakerState: 'closed', activeSlots: undefined, ended: 0, quotaRefusals: 0 })
+  t.same(app.oshara.stats(), { minted: 0, failed: {}, retries: 0, breakerState: 'closed', activeSlots: undefined, ended: 0, quotaRefusals: 0, tools: {} })
   emulator.fault({ status: 503 }, 1)
   t.equal((await postToken(app)).statusCode, 200)
   t.equal((await postToken(app, undefined, { 'x-deny': '1' })).statusCode, 403)
@@ -280,7 +281,8 @@ t.test('stats(): minted and failed by code for the route and the decorator, retr
     breakerState: 'closed',
     activeSlots: undefined,
     ended: 0,
-    quotaRefusals: 0
+    quotaRefusals: 0,
+    tools: {}
   })
 
   const custom = await buildApp(t, emulator, { decorator: 'custom', path: '/custom', limits: { concurrency: 1, store: new MemorySessionStore() } })

@@ -9,6 +9,7 @@ import osharaVoice, {
   type OsharaLimitsOptions,
   type OsharaRouteDocs,
   type OsharaRouteOptions,
+  type OsharaToolsOptions,
   type OsharaUpstreamOptions,
   type OsharaVoiceOwnClientOptions,
   type OsharaVoiceSharedClientOptions,
@@ -23,6 +24,7 @@ import {
   PLUGIN_OPTIONS,
   ROUTE_DOC_OPTIONS,
   ROUTE_OPTIONS,
+  TOOLS_OPTIONS,
   UPSTREAM_OPTION_NAMES
 } from '../lib/options/registry.js'
 import { type OptionGroup, type OptionName, optionNames } from '../lib/options/spec.js'
@@ -44,12 +46,13 @@ const groupsMatchTheirTypes: [
   Covers<typeof LIMIT_OPTIONS, OsharaLimitsOptions>,
   Covers<typeof ROUTE_OPTIONS, OsharaRouteOptions>,
   Covers<typeof ROUTE_DOC_OPTIONS, OsharaRouteDocs>,
+  Covers<typeof TOOLS_OPTIONS, OsharaToolsOptions>,
   // Both forms of the plugin options: the plugin's own names plus the upstream ones, no more, no fewer.
   Same<keyof typeof PLUGIN_OPTIONS | keyof typeof UPSTREAM_OPTIONS, OptionName<OsharaVoiceOwnClientOptions>>,
   Same<keyof typeof PLUGIN_OPTIONS | keyof typeof UPSTREAM_OPTIONS, OptionName<OsharaVoiceSharedClientOptions>>,
   // The client's effective config holds every client option (baseUrl split into origin and path).
   Same<Exclude<keyof typeof CLIENT_OPTIONS, 'baseUrl'>, Exclude<keyof ClientConfig, 'upstreamOrigin' | 'basePath'>>
-] = [true, true, true, true, true, true, true, true, true, true]
+] = [true, true, true, true, true, true, true, true, true, true, true]
 
 const spec = { check: (value: unknown) => value }
 const groupMismatches = [

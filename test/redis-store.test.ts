@@ -152,7 +152,7 @@ function defineTests (server: RedisServer, testPrefix: () => string): void {
     t.same(defined, [
       'osharaVoiceV2Acquire', 'osharaVoiceV2Bind', 'osharaVoiceV2Release', 'osharaVoiceV2ReleaseSession',
       'osharaVoiceV2Track', 'osharaVoiceV2ClaimDue', 'osharaVoiceV2Reschedule', 'osharaVoiceV2Untrack',
-      'osharaVoiceV2MarkEnded', 'osharaVoiceV2SessionsOf', 'osharaVoiceV1IdemBegin', 'osharaVoiceV1IdemComplete', 'osharaVoiceV1IdemAbandon'
+      'osharaVoiceV2MarkEnded', 'osharaVoiceV2SessionsOf', 'osharaVoiceV2SessionState', 'osharaVoiceV1IdemBegin', 'osharaVoiceV1IdemComplete', 'osharaVoiceV1IdemAbandon'
     ])
     t.equal((redis as unknown as Record<string, unknown>).osharaVoiceV2Acquire, acquire)
   })

@@ -237,6 +237,21 @@ t.test('tracking cases and stores without the tracking methods', async (t) => {
   })
 })
 
+t.test('sessionState (optional): a store without it passes its cases unchecked; a wrong one fails them', async (t) => {
+  t.same([...(await failures(sessionStoreContract({ createStore: () => withoutMethods(new MemorySessionStore(), ['sessionState']), ...fakeClock(t) }))).keys()], [])
+  class ForgetsKeys extends MemorySessionStore {
+    override async sessionState (sessionId: string): ReturnType<MemorySessionStore['sessionState']> {
+      const state = await super.sessionState(sessionId)
+      return state === undefined ? undefined : { ...state, key: undefined }
+    }
+  }
+  const failed = await failures(sessionStoreContract({ createStore: () => new ForgetsKeys(), ...fakeClock(t) }))
+  t.same([...failed.keys()], [
+    'sessionState (optional): a bound session has its slot\'s key; a pending, freed or unknown one is undefined',
+    'tracking: sessionState (optional) knows a tracked session until it is untracked, and whether it ended'
+  ])
+})
+
 t.test('createStore is required', async (t) => {
   const message = /options\.createStore must be a function returning a fresh, empty SessionStore/
   t.throws(() => sessionStoreContract({} as never), message)

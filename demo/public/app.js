@@ -34,6 +34,9 @@ const ui = {
   controls: byId('controls'),
   agentHangup: byId('agent-hangup'),
   crashTab: byId('crash-tab'),
+  lookupOrder: byId('lookup-order'),
+  forgedCall: byId('forged-call'),
+  toolResult: byId('tool-result'),
   recentNote: byId('recent-note'),
   recentTable: byId('recent-calls'),
   recentRows: byId('recent-rows'),
@@ -104,6 +107,7 @@ function setCallButtons (inCall) {
   ui.end.disabled = !inCall
   ui.agentHangup.disabled = !inCall
   ui.crashTab.disabled = !inCall
+  ui.lookupOrder.disabled = !inCall
 }
 
 function setConnection (state) {
@@ -337,10 +341,64 @@ async function simulateCrashedTab () {
   refreshPanels()
 }
 
+function setToolResult (text, tone) {
+  ui.toolResult.textContent = text
+  ui.toolResult.dataset.tone = tone
+  ui.toolResult.hidden = false
+}
+
+/** POSTs to a demo endpoint that makes the emulator call the tool; `{ tool, args, status, body }`, or null. */
+async function toolCall (path) {
+  try {
+    const response = await fetch(path, { method: 'POST', headers: { accept: 'application/json' } })
+    if (!response.ok) return null
+    return await response.json()
+  } catch {
+    return null
+  }
+}
+
+/** Emulator only: the agent calls the tool lookup_order during our call, as Oshara's worker would. */
+async function agentLooksUpOrder () {
+  const current = call
+  if (current === null) return
+  ui.lookupOrder.disabled = true
+  setToolResult('The agent is calling lookup_order…', '')
+  const answer = await toolCall(`/demo/sessions/${encodeURIComponent(current.sessionId)}/lookup-order`)
+  if (call === current) ui.lookupOrder.disabled = false
+  if (answer === null) {
+    setToolResult('The tool call could not be made (is the call still in progress?).', 'bad')
+  } else if (answer.status === 200) {
+    const order = answer.body
+    setToolResult(`The agent called lookup_order(${answer.args.order_id}): ${order.item}, ${order.status}, arriving ${order.eta}. ` +
+      `The app answered for ${order.customer}: the user in the session's signed metadata.`, 'ok')
+  } else {
+    setToolResult(`The agent called lookup_order: ${answer.status} ${answer.body.code}: ${answer.body.error}`, 'bad')
+  }
+}
+
+/** Emulator only: a session minted around the app, claiming another user, calls the tool. */
+async function forgedToolCall () {
+  ui.forgedCall.disabled = true
+  setToolResult('A session minted straight at Oshara is calling lookup_order…', '')
+  const answer = await toolCall('/demo/forged-tool-call')
+  ui.forgedCall.disabled = false
+  if (answer === null) {
+    setToolResult('The forged call could not be made.', 'bad')
+  } else if (answer.status === 200) {
+    setToolResult(`The forged call got an answer (${JSON.stringify(answer.body)}): the tool is not protected.`, 'bad')
+  } else {
+    setToolResult(`Forged call refused: a session minted around this app, claiming to be ${answer.claimed.user_name}, ` +
+      `asked for order ${answer.args.order_id} with the right secret and got ${answer.status} ${answer.body.code} (${answer.body.error}).`, 'ok')
+  }
+}
+
 ui.start.addEventListener('click', () => { startCall() })
 ui.end.addEventListener('click', () => { endCall() })
 ui.agentHangup.addEventListener('click', () => { agentHangsUp() })
 ui.crashTab.addEventListener('click', () => { simulateCrashedTab() })
+ui.lookupOrder.addEventListener('click', () => { agentLooksUpOrder() })
+ui.forgedCall.addEventListener('click', () => { forgedToolCall() })
 
 /** 42 s, 3 min 05 s. */
 function describeDuration (seconds) {

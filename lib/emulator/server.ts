@@ -7,6 +7,7 @@ import { RequestLog } from './recorder.js'
 import { jsonReply, readBody, sendReply, waitUnlessClosed, type Reply } from './reply.js'
 import { SessionBook } from './sessions.js'
 import { sessionBodyError, type SessionBody } from './session-body.js'
+import { callTool } from './tools.js'
 
 const NOT_FOUND = jsonReply(404, { detail: 'Not found.' })
 const FORM_RESPONSES_PATH = /^\/api\/agents\/([^/]+)\/form-responses\/?$/
@@ -169,6 +170,7 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
     endSession: (sessionId, endOptions) => book.end(sessionId, endOptions),
     clearRequests: () => log.clear(),
     waitForRequest: (predicate, timeoutMs = 2000) => log.waitFor(predicate, timeoutMs),
+    callTool: (sessionId, call) => callTool(book.sessions.get(sessionId), sessionId, call),
     close: () => new Promise((resolve) => {
       // Resolves even when already closed (the callback then gets ERR_SERVER_NOT_RUNNING).
       server.close(() => resolve())

@@ -301,6 +301,23 @@ export interface EmulatorEnvelope<T> {
   errors: { detail: string } | null
 }
 
+/** A tool call as Oshara's agent worker makes it (`OsharaEmulator.callTool`). */
+export interface EmulatorToolCall {
+  /** The tool's `config.url` on the character, e.g. `http://127.0.0.1:3000/oshara/tools/lookup_order`. */
+  url: string
+  /** The LLM's arguments. Default `{}`. */
+  args?: Record<string, unknown>
+  /** The tool's static `config.headers`, e.g. `{ 'x-oshara-secret': '...' }`. */
+  headers?: Record<string, string>
+}
+
+/** The app's answer to a tool call. */
+export interface EmulatorToolReply {
+  status: number
+  /** The JSON body, or the text when it is not JSON. */
+  body: unknown
+}
+
 export interface OsharaEmulator {
   /** Base URL, e.g. `http://127.0.0.1:41234`; pass it as the plugin's `baseUrl`. */
   readonly url: string
@@ -328,5 +345,12 @@ export interface OsharaEmulator {
   clearRequests (): void
   /** Resolves once `predicate` holds for some recorded request, or rejects after `timeoutMs` (default 2000). */
   waitForRequest (predicate: (request: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>
+  /**
+   * Call an app's tool as Oshara's agent worker does during the session's call: POST `url` with
+   * the arguments plus `_session: { session_id, metadata }` (the metadata the session was minted
+   * with, keys in the order a JSON store keeps them) and `headers`. Rejects for a session this
+   * emulator did not mint; an ended session can still be used (a late call).
+   */
+  callTool (sessionId: string, call: EmulatorToolCall): Promise<EmulatorToolReply>
   close (): Promise<void>
 }

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { MemoryIdempotentReplies } from '../idempotency/memory-replies.js'
 import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
-import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
+import type { AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionState, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest } from './store.js'
 
 /** What the expiry heap orders: anything with a time, and a slot in the heap for it. */
 interface Expiring {
@@ -172,6 +172,14 @@ export class MemorySessionStore implements SessionStore, TrackingStore, Idempote
     if (slot === undefined || (key !== undefined && slot.key !== key)) return false
     this.#forget(slot)
     return true
+  }
+
+  async sessionState (sessionId: string): Promise<SessionState | undefined> {
+    this.#dropExpired()
+    const slot = this.#slotsBySession.get(sessionId)
+    const entry = this.#entries.get(sessionId)
+    if (slot !== undefined) return { key: slot.key, ended: false }
+    return entry === undefined ? undefined : { key: entry.key, ended: entry.ended }
   }
 
   async track (sessionId: string, request: TrackRequest): Promise<void> {

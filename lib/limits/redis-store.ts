@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type {
-  AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest
+  AcquireResult, ClaimRequest, ClaimResult, RescheduleRequest, SessionState, SessionStore, SlotRequest, TrackedSession, TrackingStore, TrackRequest
 } from './store.js'
 import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from './redis-client.js'
 import { IDEMPOTENCY_SCRIPTS } from '../idempotency/redis-scripts.js'
@@ -277,6 +277,18 @@ end
 return sessions
 `
 
+// KEYS: global set, session key. ARGV: session id. Returns false when the session holds no live slot and is
+// not tracked, else {ended (0 or 1), the key of its live slot, else of its entry (missing when none)}.
+const SESSION_STATE = `${LUA_HELPERS}
+local slot_id = redis.call('GET', KEYS[2])
+if slot_id and is_live(slot_id, now_ms()) then
+  return {0, redis.call('HGET', names .. 'slot:' .. slot_id, 'key')}
+end
+local entry = redis.call('HMGET', track_key(ARGV[1]), 'ended', 'key')
+if not entry[1] then return false end
+return {tonumber(entry[1]), entry[2]}
+`
+
 // Command names carry the script version: a client shared with another copy of this package reuses
 // its definitions, which is right only while the Lua is the same. Change the Lua, bump the version.
 const SCRIPTS = {
@@ -289,7 +301,8 @@ const SCRIPTS = {
   osharaVoiceV2Reschedule: { numberOfKeys: 2, lua: RESCHEDULE },
   osharaVoiceV2Untrack: { numberOfKeys: 2, lua: UNTRACK },
   osharaVoiceV2MarkEnded: { numberOfKeys: 2, lua: MARK_ENDED },
-  osharaVoiceV2SessionsOf: { numberOfKeys: 2, lua: SESSIONS_OF }
+  osharaVoiceV2SessionsOf: { numberOfKeys: 2, lua: SESSIONS_OF },
+  osharaVoiceV2SessionState: { numberOfKeys: 2, lua: SESSION_STATE }
 } as const
 
 type ClaimReply = [number | null, ...Array<[string, string | null, number, number, number, number, string | null]>]
@@ -410,6 +423,11 @@ export class RedisSessionStore implements SessionStore, TrackingStore, Idempoten
 
   #replyKey (key: string): string {
     return `${this.#names}idem:${key}`
+  }
+
+  async sessionState (sessionId: string): Promise<SessionState | undefined> {
+    const reply = await this.#client.osharaVoiceV2SessionState(this.#global, `${this.#names}session:${sessionId}`, sessionId) as [number, string?] | null
+    return reply === null ? undefined : { key: reply[1] ?? undefined, ended: reply[0] === 1 }
   }
 
   #slotKey (slotId: string): string {

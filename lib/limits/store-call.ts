@@ -1,6 +1,9 @@
 /** Calls to a store that may hang (a down Redis can queue commands forever), bounded in time. */
 
 const STORE_TIMEOUT = Symbol('store timeout')
+
+/** `limits.storeTimeoutMs` by default; also what a store call without `limits` waits. */
+export const DEFAULT_STORE_TIMEOUT_MS = 1000
 /**
  * `pending`, a store's answer, failing after `timeoutMs` (a down Redis can queue commands
  * forever). Once the timeout has answered, the store's late answer goes to `onLate` and a late

@@ -33,6 +33,14 @@ export type AcquireResult =
     scope: 'key' | 'global'
   }
 
+/** What a store knows of a session (see `SessionStore.sessionState`). */
+export interface SessionState {
+  /** The limiter key of its live slot, else of its tracked entry; undefined when neither has one. */
+  key: string | undefined
+  /** Tracked, and Oshara reported it finalized (its slot is free; `onSessionEnd` may still be under way). */
+  ended: boolean
+}
+
 export interface SessionStore {
   /** Reserve a slot for `key`, or say which limit is full and when it frees. */
   acquire (request: SlotRequest): Promise<AcquireResult>
@@ -52,6 +60,13 @@ export interface SessionStore {
    * True when a slot was freed; false when none is bound to that session or `key` does not hold it.
    */
   releaseSession (sessionId: string, key?: string): Promise<boolean>
+  /**
+   * Optional, read only (agent tools ask it on each tool call): what the store knows of
+   * `sessionId`. Undefined when no live slot is bound to it and it is not tracked (never seen,
+   * freed, expired or untracked); else its key and whether it is tracked as ended. A store
+   * without it serves tools without the ended-session check (410) and without `ctx.key`.
+   */
+  sessionState? (sessionId: string): Promise<SessionState | undefined>
 }
 
 /**

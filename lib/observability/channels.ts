@@ -67,7 +67,7 @@ export interface OsharaLimitMessage {
 export interface OsharaStoreErrorMessage {
   store: 'limiter' | 'quota' | 'tracking' | 'idempotency'
   /**
-   * The store call that failed: `acquire`, `bind`, `release`, `releaseSession` (limiter); `consume`,
+   * The store call that failed: `acquire`, `bind`, `release`, `releaseSession`, `sessionState` (a tool call's session looked up) (limiter); `consume`,
    * `refund`, `record`, `usage` (quota); `track`, `claimDue`, `reclaim` (a key at its limit has its
    * sessions looked up), `update` (a looked-up session rescheduled or untracked) (tracking); `begin`,
    * `complete`, `abandon` (idempotency).
@@ -94,6 +94,25 @@ export interface OsharaQuotaMessage {
   requestId: string
 }
 
+/** How a tool call ended, in `oshara:tool` messages and `stats().tools`. */
+export type OsharaToolOutcome = 'ok' | 'unauthorized' | 'forbidden' | 'ended' | 'invalid_arguments' | 'refused' | 'timeout' | 'failed' | 'unavailable'
+
+/**
+ * `oshara:tool`: a call of an agent tool ended (answered or refused). Never its arguments, the
+ * session's metadata, the signature or the secret; the limiter key is left out too.
+ */
+export interface OsharaToolMessage {
+  /** The tool's name (`fastify.oshara.tool(name, ...)`). */
+  name: string
+  /** `_session.session_id` as sent; undefined when the call was refused before its body was read (401) or had none. */
+  sessionId: string | undefined
+  outcome: OsharaToolOutcome
+  /** The reply's status. */
+  statusCode: number
+  /** From the request to the reply, in milliseconds. */
+  durationMs: number
+}
+
 /** @types/node 20 lacks `TracingChannel#hasSubscribers` (Node has it since 20.13). */
 export type OsharaTracingChannel<Context extends object> = TracingChannel<unknown, Context> & { readonly hasSubscribers: boolean }
 
@@ -105,6 +124,7 @@ export const limitChannel = channel('oshara:limit')
 export const storeErrorChannel = channel('oshara:store:error')
 export const sessionEndChannel = channel('oshara:session:end')
 export const quotaChannel = channel('oshara:quota')
+export const toolChannel = channel('oshara:tool')
 
 /**
  * Runs `run` as one operation of a tracing channel (which has subscribers). The context, not the

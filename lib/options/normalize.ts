@@ -12,6 +12,7 @@ import { MemorySessionStore } from '../limits/memory-store.js'
 import { UsageQuota } from '../quota/quota.js'
 import type { TrackerConfig } from '../tracking/tracker.js'
 import { IdempotentMinting } from '../idempotency/idempotency.js'
+import { type ToolsConfig, toolsConfig } from '../tools/tools-config.js'
 import { checkGroup, checkIdempotencyStore, checkTrackingStore, DEFAULTS, type Normalized, PLUGIN_OPTION_NAMES, PLUGIN_OPTIONS, TRACKING_OPTIONS, UPSTREAM_OPTION_NAMES } from './registry.js'
 import type { MaybePromise } from '../maybe-promise.js'
 
@@ -22,7 +23,7 @@ type Given = Normalized<typeof PLUGIN_OPTIONS>
  * options used as their checks returned them come straight from `PLUGIN_OPTIONS`; the rest are
  * turned into what the route needs.
  */
-export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota' | 'idempotency'> {
+export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' | 'clientFields' | 'languages' | 'limits' | 'client' | 'tracking' | 'quota' | 'idempotency' | 'tools'> {
   /** The slug when `agent` is a string. */
   readonly agentSlug: string | undefined
   readonly resolveAgent: ((request: FastifyRequest) => MaybePromise<string>) | undefined
@@ -40,6 +41,8 @@ export interface PluginConfig extends Omit<Given, 'origin' | 'agent' | 'agents' 
   readonly quotaKey: (request: FastifyRequest) => MaybePromise<string>
   /** Idempotent minting, when on. */
   readonly idempotency: IdempotentMinting | undefined
+  /** Agent tools, when `tools` is set. */
+  readonly tools: ToolsConfig | undefined
 }
 
 /** A reservation outlives the longest upstream call: the deadline plus this margin. */
@@ -138,14 +141,16 @@ function usageQuota (quota: Given['quota'], limits: Given['limits']): Pick<Plugi
 export function normalizePluginOptions (input: OsharaVoiceOptions): PluginConfig {
   const options = objectOption('options', input, PLUGIN_OPTION_NAMES)
   const checked = checkGroup(PLUGIN_OPTIONS, options, '')
-  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, idempotency: _idempotency, ...given } = checked
+  const { origin, agent, agents, clientFields, languages, limits, client, tracking: _tracking, quota, idempotency: _idempotency, tools, ...given } = checked
   const { bodySchema, ...policy } = browserPolicy(clientFields, agents, languages)
+  const tracking = sessionTracking(checked, options)
   return Object.freeze({
     ...given,
     ...agent,
     policy,
     bodySchema,
-    tracking: sessionTracking(checked, options),
+    tracking,
+    tools: toolsConfig(tools, tracking?.maxTrackMs ?? DEFAULTS.tracking.maxTrackMs),
     ...usageQuota(quota, limits),
     ...sessionLimits(limits, options),
     idempotency: idempotentMinting(checked, options),

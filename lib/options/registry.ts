@@ -3,29 +3,32 @@ import type { OsharaClient } from '../client/client.js'
 import { CLIENT_DEFAULTS, type OsharaUpstreamOptions, UPSTREAM_OPTION_NAMES } from '../client/options.js'
 import { invalidOption } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
+import { DEFAULT_STORE_TIMEOUT_MS } from '../limits/store-call.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
 import { IDEMPOTENCY_METHODS, type IdempotencyStore } from '../idempotency/idempotency-store.js'
 import { MemoryQuotaStore } from '../quota/memory-quota-store.js'
 import type { QuotaBudget } from '../quota/quota.js'
 import type { QuotaStore } from '../quota/quota-store.js'
 import type { QuotaWindow } from '../quota/window.js'
+import { ROUTE_DEFAULTS, ROUTE_OPTIONS, type RouteSettings } from '../route/route-options.js'
 import { CLIENT_FIELDS, type ClientField } from '../route/route-schemas.js'
+import { TOOLS_DEFAULTS, TOOLS_OPTIONS } from '../tools/tools-options.js'
 import type {
   OsharaIdempotencyOptions,
   OsharaLimitsOptions,
   OsharaQuotaOptions,
-  OsharaRouteDocs,
-  OsharaRouteOptions,
   OsharaTelemetryOptions,
   OsharaTrackingOptions,
   OsharaVoiceBaseOptions,
   OsharaVoiceOwnClientOptions
 } from '../types.js'
-import { describe, functionOption, integerOption, isPlainObject, normalizeOrigin, stringListOption } from '../validate.js'
-import { asGiven, flag, integer, type Normalized, normalizeGroup, optional, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
+import { describe, functionOption, integerOption, normalizeOrigin, stringListOption } from '../validate.js'
+import { flag, integer, type Normalized, normalizeGroup, optional, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
 
 export { checkGroup, type Normalized } from './spec.js'
 export { UPSTREAM_OPTION_NAMES }
+export { ROUTE_DOC_OPTIONS, ROUTE_OPTIONS, type RouteSettings } from '../route/route-options.js'
+export { TOOLS_OPTIONS } from '../tools/tools-options.js'
 
 /**
  * The plugin's options: its own group, composed with the client's (client/options.ts). Each group
@@ -44,10 +47,7 @@ export const DEFAULTS = Object.freeze({
     public: false,
     checkOnReady: true
   }),
-  route: Object.freeze({
-    /** Bytes; a token request is tiny (Fastify's own default is 1 MiB). */
-    bodyLimit: 16 * 1024
-  }),
+  route: ROUTE_DEFAULTS,
   ...CLIENT_DEFAULTS,
   tracking: Object.freeze({
     firstCheckMs: 15_000,
@@ -64,70 +64,14 @@ export const DEFAULTS = Object.freeze({
     ttlMs: 600_000,
     maxTtlMs: 3_600_000
   }),
+  tools: TOOLS_DEFAULTS,
   /** Also: `store` is a new `MemorySessionStore` per registration; `holdMs` the session's `expires_in_seconds`; no `global` limit. */
   limits: Object.freeze({
     key: (request: FastifyRequest): string => request.ip,
     onStoreError: 'deny' as const,
-    storeTimeoutMs: 1000
+    storeTimeoutMs: DEFAULT_STORE_TIMEOUT_MS
   })
 })
-
-// The route.
-
-/** A route hook: a function or an array of them. */
-const hook: OptionSpec = {
-  callback: true,
-  check: (value, path) => {
-    if (value !== undefined && !(Array.isArray(value) ? value : [value]).every((item) => typeof item === 'function')) {
-      throw invalidOption(path, `must be a hook function or an array of them, got ${describe(value)}`, `pass e.g. ${path.slice(path.lastIndexOf('.') + 1)}: app.authenticate`)
-    }
-    return value
-  }
-}
-
-/** `routeOptions.schema`: documentation only. */
-export const ROUTE_DOC_OPTIONS = {
-  tags: asGiven<OsharaRouteDocs['tags']>(),
-  summary: asGiven<OsharaRouteDocs['summary']>(),
-  description: asGiven<OsharaRouteDocs['description']>(),
-  security: asGiven<OsharaRouteDocs['security']>(),
-  operationId: asGiven<OsharaRouteDocs['operationId']>(),
-  hide: asGiven<OsharaRouteDocs['hide']>(),
-  deprecated: asGiven<OsharaRouteDocs['deprecated']>(),
-  externalDocs: asGiven<OsharaRouteDocs['externalDocs']>()
-} satisfies OptionGroup<OsharaRouteDocs>
-
-function checkRouteDocs (value: unknown, path: string): OsharaRouteDocs {
-  if (!isPlainObject(value)) throw invalidOption(path, `must be an object, got ${describe(value)}`, 'pass documentation fields such as { tags, summary, security }')
-  const names = optionNames(ROUTE_DOC_OPTIONS)
-  for (const key of Object.keys(value)) {
-    if (!(names as string[]).includes(key) && !key.startsWith('x-')) {
-      throw invalidOption(`${path}.${key}`, 'is not accepted: the plugin owns the body, params and response schemas', `use only ${names.join(', ')}`)
-    }
-  }
-  return value as OsharaRouteDocs
-}
-
-export const ROUTE_OPTIONS = {
-  onRequest: hook,
-  preParsing: hook,
-  preValidation: hook,
-  preHandler: hook,
-  preSerialization: hook,
-  onSend: hook,
-  onResponse: hook,
-  onError: hook,
-  onTimeout: hook,
-  onRequestAbort: hook,
-  config: asGiven<OsharaRouteOptions['config']>(),
-  bodyLimit: integer(DEFAULTS.route.bodyLimit, 1),
-  logLevel: asGiven<OsharaRouteOptions['logLevel']>(),
-  constraints: asGiven<OsharaRouteOptions['constraints']>(),
-  schema: optional(checkRouteDocs)
-} satisfies OptionGroup<OsharaRouteOptions>
-
-/** Route options as registered: `bodyLimit` always set. */
-export type RouteSettings = OsharaRouteOptions & { bodyLimit: number }
 
 // Session limits.
 
@@ -360,7 +304,8 @@ export const PLUGIN_OPTIONS = {
   onSessionEnd: userFunction<OsharaVoiceBaseOptions['onSessionEnd']>('(summary, { sessionId, key }) => { ... }'),
   tracking: {
     check: (value, path) => value === undefined || value === false ? value : normalizeGroup(TRACKING_OPTIONS, value, path)
-  }
+  },
+  tools: optional((value, path) => normalizeGroup(TOOLS_OPTIONS, value, path))
 } satisfies OptionGroup<Omit<OsharaVoiceOwnClientOptions, keyof OsharaUpstreamOptions>>
 
 /** Every name `register` accepts (in the order the error messages list them). */

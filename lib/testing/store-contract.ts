@@ -274,6 +274,19 @@ const CASES: Record<string, Body<SessionStore>> = {
     for (const slotId of ids.slice(0, 10)) await store.release(slotId)
     for (let i = 0; i < 10; i++) ids.push(await slotOf(store, request(`ip-${i % 4}`, { concurrency: 10 })))
     assert.equal(new Set(ids).size, ids.length, `${ids.length} acquires, ${new Set(ids).size} distinct ids`)
+  },
+
+  async 'sessionState (optional): a bound session has its slot\'s key; a pending, freed or unknown one is undefined' ({ store }) {
+    if (store.sessionState === undefined) return
+    const key = request('ip-1')
+    assert.equal(await store.bind(await slotOf(store, key), 'sess-1', LONG_MS), true, 'bind sess-1')
+    assert.equal(await store.bind(await slotOf(store, key), 'sess-2', LONG_MS), true, 'bind sess-2')
+    await slotOf(store, key, 'a pending slot')
+    assert.deepEqual(await store.sessionState('sess-1'), { key: 'ip-1', ended: false }, 'a bound session')
+    assert.equal(await store.sessionState('sess-unknown'), undefined, 'an unknown session')
+    assert.equal(await store.releaseSession('sess-1'), true, 'releaseSession')
+    assert.equal(await store.sessionState('sess-1'), undefined, 'a released session')
+    assert.deepEqual(await store.sessionState('sess-2'), { key: 'ip-1', ended: false }, 'the other session is still bound')
   }
 }
 
@@ -368,6 +381,23 @@ async function assertNothingTracked (store: TrackingSessionStore, what: string):
 }
 
 const TRACKING_CASES: Record<string, TrackingBody> = {
+  async 'tracking: sessionState (optional) knows a tracked session until it is untracked, and whether it ended' ({ store }) {
+    if (store.sessionState === undefined) return
+    const key = request('ip-1')
+    await bindTracked(store, 'sess-1', key, LONG_MS)
+    await store.track('sess-no-slot', { firstCheckMs: LONG_MS })
+    await store.track('sess-quota', { firstCheckMs: LONG_MS, key: 'org-1' })
+    assert.deepEqual(await store.sessionState('sess-1'), { key: 'ip-1', ended: false }, 'bound and tracked')
+    assert.deepEqual(await store.sessionState('sess-no-slot'), { key: undefined, ended: false }, 'tracked without a slot or key')
+    assert.deepEqual(await store.sessionState('sess-quota'), { key: 'org-1', ended: false }, 'tracked under a key without a slot')
+    assert.equal(await store.releaseSession('sess-1'), true, 'releaseSession')
+    assert.deepEqual(await store.sessionState('sess-1'), { key: 'ip-1', ended: false }, 'released: still tracked, its key kept')
+    assert.equal(await store.markEnded('sess-1'), true, 'markEnded')
+    assert.deepEqual(await store.sessionState('sess-1'), { key: 'ip-1', ended: true }, 'ended')
+    assert.equal(await store.untrack('sess-1'), true, 'untrack')
+    assert.equal(await store.sessionState('sess-1'), undefined, 'untracked')
+  },
+
   async 'tracking: bind with track holds the slot and makes the session due after firstCheckMs, not before' (h) {
     const { store, clock } = h
     const key = request('ip-1', { concurrency: 1 })
