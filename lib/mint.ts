@@ -1,27 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { OsharaClient, PluginCallOptions } from './client/client.js'
+import type { PluginCallOptions } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
 import { OsharaAbortedError, OsharaSessionLimitError } from './errors.js'
-import type { BindTracking, SessionLimiter } from './limits/limiter.js'
+import type { SessionLimiter } from './limits/limiter.js'
 import { limitChannel, type OsharaLimitMessage } from './observability/channels.js'
-import type { SessionStats } from './observability/stats.js'
-import { kTracing, type SessionTracing } from './observability/tracing.js'
-import type { ToolSigner } from './tools/signature.js'
+import { kTracing } from './observability/tracing.js'
+import type { Registration } from './registration.js'
 import type { SessionTracker } from './tracking/tracker.js'
 
-/** What minting needs: the client, the limiter when `limits` is set, the tracker when tracking is on, the counters, the spans when tracing is on, the signer with `tools`. */
-export interface Minter {
-  readonly client: OsharaClient
-  readonly limiter: SessionLimiter | undefined
-  readonly tracker: SessionTracker | undefined
-  /** What `bind` needs from the tracker, made once. */
-  readonly bindTracking: BindTracking | undefined
-  readonly stats: SessionStats
-  readonly tracing: SessionTracing | undefined
-  /** Signs every session's metadata (agent tools). */
-  readonly signer: ToolSigner | undefined
-}
+/** What minting reads of its registration: the client, the limiter, the tracker, the counters, the spans and the signer. */
+export type Minter = Pick<Registration, 'client' | 'limiter' | 'tracker' | 'bindTracking' | 'stats' | 'tracing' | 'signer'>
 
 export interface MintOptions<T> {
   /** The limiter key (undefined: not limited); without a limiter, the key a tracked session is reported under. */
@@ -58,7 +47,7 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   minter.stats.minted++
   if (slot !== undefined) {
     await limiter?.bind(slot, session.session_id, session.expires_in_seconds, log, minter.bindTracking, quotaKey)
-    tracker?.tracked()
+    tracker?.scheduleFirstCheck()
   } else {
     await tracker?.track(session.session_id, limiterKey, quotaKey)
   }

@@ -8,8 +8,8 @@ import type { AcquireResult, SessionStore, TrackingSessionStore } from './store.
 /** What binding needs to know when sessions are tracked. */
 export interface BindTracking {
   firstCheckMs: number
-  /** The longest a tracked session holds its slot (`maxTrackMs`). */
-  holdMs: number
+  /** The longest a tracked session holds its slot (`tracking.maxTrackMs`). */
+  maxTrackMs: number
 }
 
 export interface LimiterConfig {
@@ -78,13 +78,13 @@ export class SessionLimiter {
   }
 
   /**
-   * Ties the slot to the minted session for `holdMs` (or the session's own lifetime). With
-   * `tracking`, in the same store operation the session is tracked, and its slot is held until
-   * it is finalized (at most `tracking.holdMs`), not until its token expires.
+   * Ties the slot to the minted session for `limits.holdMs` (or the session's own lifetime). With
+   * `tracking`, in the same store operation the session is tracked (its minutes and cost counted
+   * under `quotaKey`), and its slot is held until it is finalized (at most `tracking.maxTrackMs`),
+   * not until its token expires.
    */
-  /** Ties the slot to its session; with `tracking`, the session is tracked too, its minutes and cost counted under `quotaKey`. */
   async bind (slotId: string, sessionId: string, expiresInSeconds: number, log: Logger, tracking?: BindTracking, quotaKey?: string): Promise<void> {
-    const holdMs = this.config.holdMs ?? tracking?.holdMs ?? expiresInSeconds * 1000
+    const holdMs = this.config.holdMs ?? tracking?.maxTrackMs ?? expiresInSeconds * 1000
     const store = this.config.store as TrackingSessionStore
     try {
       const pending = tracking === undefined

@@ -6,8 +6,9 @@ import type { OsharaSession, SessionRequest } from '../client/schemas.js'
 import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
 import { type IdempotencyClaim, type IdempotentMinting, readIdempotencyKey } from '../idempotency/idempotency.js'
-import { type Minter, type MintOptions, mint } from '../mint.js'
+import { type MintOptions, mint } from '../mint.js'
 import type { PluginConfig } from '../options/normalize.js'
+import type { Registration } from '../registration.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
 import { disconnectSignal } from './disconnect.js'
@@ -69,7 +70,7 @@ function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHan
   }
 }
 
-export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, minter: Minter): void {
+export function registerRoutes (fastify: FastifyInstance, config: Registration): void {
   const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
   const crossSite = refuseCrossSite(config.allowedOrigins)
   const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
@@ -98,7 +99,7 @@ export function registerRoutes (fastify: FastifyInstance, config: PluginConfig, 
       body: config.bodySchema,
       ...(config.response === undefined ? { response: { 200: TokenReplySchema } } : {})
     },
-    handler: (request, reply) => handleTokenRequest(config, minter, request as RequestWithSignal, reply)
+    handler: (request, reply) => handleTokenRequest(config, request as RequestWithSignal, reply)
   })
   if (config.limiter === undefined) return
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
@@ -183,7 +184,7 @@ async function reportFailure (config: PluginConfig, request: FastifyRequest, rep
 }
 
 /** The `POST {path}` handler. */
-async function handleTokenRequest (config: PluginConfig, minter: Minter, request: RequestWithSignal, reply: FastifyReply): Promise<unknown> {
+async function handleTokenRequest (config: Registration, request: RequestWithSignal, reply: FastifyReply): Promise<unknown> {
   let claim: IdempotencyClaim | undefined
   try {
     let key: string | undefined
@@ -216,11 +217,11 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
         finish: undefined
       }
       if (claim !== undefined) {
-        body = await mint(minter, draft, { ...options, finish: (session) => { expiresInSeconds = session.expires_in_seconds; return finish(config, request, session) } })
+        body = await mint(config, draft, { ...options, finish: (session) => { expiresInSeconds = session.expires_in_seconds; return finish(config, request, session) } })
       } else {
         body = config.onSession === undefined && config.response === undefined
-          ? defaultReply(await mint(minter, draft, options))
-          : await mint(minter, draft, { ...options, finish: (session) => finish(config, request, session) })
+          ? defaultReply(await mint(config, draft, options))
+          : await mint(config, draft, { ...options, finish: (session) => finish(config, request, session) })
       }
     } catch (error) {
       if (ticket !== undefined) await quota?.giveBack(ticket, request.log)
@@ -235,7 +236,7 @@ async function handleTokenRequest (config: PluginConfig, minter: Minter, request
     return await reply.type('application/json; charset=utf-8').send(payload)
   } catch (error) {
     if (claim !== undefined) await (config.idempotency as IdempotentMinting).abandon(claim, request.log)
-    minter.stats.fail(error)
+    config.stats.fail(error)
     await reportFailure(config, request, reply, error)
     throw error
   }

@@ -67,8 +67,8 @@ export class SessionTracker {
     return this.#config.maxCheckIntervalMs
   }
 
-  /** A session was just tracked (by the store's `bind`, or `track` for one without a slot). */
-  tracked (): void {
+  /** A session was just tracked (by the store's `bind`, or `track` for one without a slot): look it up `firstCheckMs` from now. */
+  scheduleFirstCheck (): void {
     this.#wake(this.#config.firstCheckMs)
   }
 
@@ -76,7 +76,7 @@ export class SessionTracker {
   async track (sessionId: string, key: string | undefined, quotaKey: string | undefined): Promise<void> {
     try {
       await this.#config.store.track(sessionId, { firstCheckMs: this.#config.firstCheckMs, key, quotaKey })
-      this.tracked()
+      this.scheduleFirstCheck()
     } catch (error) {
       publishStoreError('tracking', 'track', error)
       this.#log.warn({ err: error, session_id: sessionId }, 'oshara: session store failed to track a session; onSessionEnd will not come for it')
