@@ -21,6 +21,21 @@ t.test('a crashed tab (no DELETE), concurrency 1: the next POST is 200 as soon a
   t.equal((await postToken(app)).statusCode, 200, 'the key at its limit had its sessions looked up before a 429')
 })
 
+t.test('a key at its limit mints when its finalized session was delivered and untracked during the lookup (a tick won the race)', async (t) => {
+  // The tick that delivers onSessionEnd untracks the session between the key's lookup and its markEnded.
+  class TickWinsTheRace extends MemorySessionStore {
+    override async markEnded (sessionId: string): Promise<boolean> {
+      await this.untrack(sessionId)
+      return await super.markEnded(sessionId)
+    }
+  }
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, { apiKey: API_KEY, limits: { ...limits, store: new TickWinsTheRace() }, tracking: { firstCheckMs: 3_600_000 } })
+  const first = (await postToken(app)).json()
+  emulator.endSession(first.session_id, { reason: 'tab_crashed' })
+  t.equal((await postToken(app)).statusCode, 200, 'the slot is free: no 429')
+})
+
 t.test('a call that outlives its token keeps its slot until it is finalized', async (t) => {
   // The memory store's clock: the token's lifetime passes for the limiter, not for the emulator's call.
   const clock = install({ toFake: ['performance'] })

@@ -85,7 +85,7 @@ export class SessionTracker {
 
   /**
    * A key is at its limit: looks up its sessions at once (within `RECLAIM_BOUND_MS`) and frees
-   * the slots of those Oshara reports finalized. True when one was freed.
+   * the slots of those Oshara reports finalized. True when one was finalized (its slot is free).
    */
   async reclaim (key: string): Promise<boolean> {
     const signal = AbortSignal.timeout(RECLAIM_BOUND_MS)
@@ -93,7 +93,11 @@ export class SessionTracker {
       const sessionIds = await this.#config.store.sessionsOf(key)
       const freed = await Promise.all(sessionIds.map(async (sessionId) => {
         const summary = await this.#lookup(sessionId, signal).catch(() => undefined)
-        return isFinalized(summary) && await this.#config.store.markEnded(sessionId)
+        if (!isFinalized(summary)) return false
+        // False when a tick (here or on another instance) delivered and untracked it meanwhile:
+        // its slot is free all the same, so the key may try again.
+        await this.#config.store.markEnded(sessionId)
+        return true
       }))
       if (!freed.includes(true)) return false
       this.#wake(0)
