@@ -1,10 +1,22 @@
-import { FAILURES, type OsharaErrorCode, type OsharaOutcome } from './failures.js'
+import {
+  type AnswerCase,
+  FAILURES,
+  type FailureCase,
+  type FailureRow,
+  type OsharaErrorCode,
+  type OsharaOutcome,
+  RETRY_AFTER,
+  type RetryAfterFacts,
+  type SituationOf
+} from './failures.js'
 
 /**
  * Every failure the plugin or the client reports is an `OsharaError` subclass with one
- * `FST_OSHARA_*` code; its status, default outcome, retry and breaker rules are the code's row
- * in `failures.ts`. Messages are safe to show a browser; the upstream detail and the fix live
- * in `detail` and `fix` for the logs.
+ * `FST_OSHARA_*` code; its status, default outcome, retry and breaker rules, and per situation
+ * its message and `Retry-After`, are the code's row in `failures.ts`; `failure()` (at the end)
+ * builds the error of a row. Messages are safe to show a browser; the upstream detail and the
+ * fix live in `detail` and `fix` for the logs. Fields are read-only once built: `copyWith()`
+ * makes a changed copy.
  */
 
 export type { OsharaErrorCode, OsharaOutcome }
@@ -27,6 +39,13 @@ export interface OsharaErrorDetails {
   cause?: unknown
 }
 
+/** Defines `fields` on `error` as enumerable (loggers print them) and read-only: assigning one throws in strict mode. */
+function defineReadOnly (error: Error, fields: Record<string, unknown>): void {
+  const descriptors: PropertyDescriptorMap = {}
+  for (const key in fields) descriptors[key] = { value: fields[key], enumerable: true, writable: false, configurable: false }
+  Object.defineProperties(error, descriptors)
+}
+
 export class OsharaError extends Error {
   static readonly code: OsharaErrorCode = 'FST_OSHARA_ERROR'
 
@@ -35,15 +54,16 @@ export class OsharaError extends Error {
     return FAILURES[this.code].status
   }
 
-  readonly code: OsharaErrorCode
-  readonly statusCode: number
-  upstreamStatus: number | undefined
-  outcome: OsharaOutcome
-  retryAfterMs: number | undefined
-  attempts: number
-  requestId: string | undefined
-  detail: string | undefined
-  fix: string | undefined
+  // Declared, not initialized: the constructor defines them read-only.
+  declare readonly code: OsharaErrorCode
+  declare readonly statusCode: number
+  declare readonly upstreamStatus: number | undefined
+  declare readonly outcome: OsharaOutcome
+  declare readonly retryAfterMs: number | undefined
+  declare readonly attempts: number
+  declare readonly requestId: string | undefined
+  declare readonly detail: string | undefined
+  declare readonly fix: string | undefined
 
   constructor (message: string, details: OsharaErrorDetails = {}) {
     // Loggers print a cause's message after ours, joined by ': ' (pino's err serializer): no '.:' glue.
@@ -51,15 +71,17 @@ export class OsharaError extends Error {
     const type = new.target
     this.name = type.name
     const row = FAILURES[type.code]
-    this.code = type.code
-    this.statusCode = row.status
-    this.upstreamStatus = details.upstreamStatus
-    this.outcome = details.outcome ?? row.outcome
-    this.retryAfterMs = details.retryAfterMs
-    this.attempts = details.attempts ?? 0
-    this.requestId = details.requestId
-    this.detail = details.detail
-    this.fix = details.fix
+    defineReadOnly(this, {
+      code: type.code,
+      statusCode: row.status,
+      upstreamStatus: details.upstreamStatus,
+      outcome: details.outcome ?? row.outcome,
+      retryAfterMs: details.retryAfterMs,
+      attempts: details.attempts ?? 0,
+      requestId: details.requestId,
+      detail: details.detail,
+      fix: details.fix
+    })
   }
 
   toJSON (): OsharaErrorJSON {
@@ -97,11 +119,11 @@ export class OsharaInvalidOptionsError extends OsharaError {
 /** The browser sent a field it may not set (or a value outside an allow-list). */
 export class OsharaFieldNotAllowedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_FIELD_NOT_ALLOWED'
-  readonly field: string
+  declare readonly field: string
 
   constructor (field: string, message: string) {
     super(message)
-    this.field = field
+    defineReadOnly(this, { field })
   }
 }
 
@@ -114,7 +136,12 @@ export class OsharaOriginNotAllowedError extends OsharaError {
 export class OsharaSessionLimitError extends OsharaError {
   static override readonly code = 'FST_OSHARA_SESSION_LIMIT'
   /** Which limit the built-in limiter hit; undefined for one thrown by the app. */
-  scope: 'key' | 'global' | undefined
+  declare readonly scope: 'key' | 'global' | undefined
+
+  constructor (message: string, details: OsharaErrorDetails & { scope?: 'key' | 'global' | undefined } = {}) {
+    super(message, details)
+    defineReadOnly(this, { scope: details.scope })
+  }
 }
 
 /** A key's usage quota (sessions, minutes or cost in the window) is used up. */
@@ -190,11 +217,11 @@ export class OsharaInvalidSessionError extends OsharaError {
 export class OsharaCallbackError extends OsharaError {
   static override readonly code = 'FST_OSHARA_CALLBACK_FAILED'
   /** Which option threw, e.g. `'metadata'`. */
-  readonly callback: string
+  declare readonly callback: string
 
   constructor (callback: string, cause: unknown) {
-    super('The voice session could not be prepared.', { cause })
-    this.callback = callback
+    super(FAILURES.FST_OSHARA_CALLBACK_FAILED.cases.threw.message, { cause })
+    defineReadOnly(this, { callback })
   }
 }
 
@@ -248,7 +275,125 @@ export class OsharaToolFailedError extends OsharaError {
   static override readonly code = 'FST_OSHARA_TOOL_FAILED'
 }
 
+/** The class of each code: `failure()` builds it, and a test checks that each class carries its code. */
+export const CLASS_OF = {
+  FST_OSHARA_ERROR: OsharaError,
+  FST_OSHARA_INVALID_OPTIONS: OsharaInvalidOptionsError,
+  FST_OSHARA_FIELD_NOT_ALLOWED: OsharaFieldNotAllowedError,
+  FST_OSHARA_ORIGIN_NOT_ALLOWED: OsharaOriginNotAllowedError,
+  FST_OSHARA_SESSION_LIMIT: OsharaSessionLimitError,
+  FST_OSHARA_QUOTA_EXCEEDED: OsharaQuotaExceededError,
+  FST_OSHARA_UPSTREAM_LIMIT: OsharaUpstreamLimitError,
+  FST_OSHARA_ORIGIN_FORBIDDEN: OsharaOriginForbiddenError,
+  FST_OSHARA_AGENT_NOT_FOUND: OsharaAgentNotFoundError,
+  FST_OSHARA_UNAUTHORIZED: OsharaUnauthorizedError,
+  FST_OSHARA_REQUEST_REJECTED: OsharaRequestRejectedError,
+  FST_OSHARA_UPSTREAM_ERROR: OsharaUpstreamError,
+  FST_OSHARA_UNAVAILABLE: OsharaUnavailableError,
+  FST_OSHARA_TIMEOUT: OsharaTimeoutError,
+  FST_OSHARA_BAD_RESPONSE: OsharaBadResponseError,
+  FST_OSHARA_ABORTED: OsharaAbortedError,
+  FST_OSHARA_SESSION_NOT_FOUND: OsharaSessionNotFoundError,
+  FST_OSHARA_INVALID_SESSION: OsharaInvalidSessionError,
+  FST_OSHARA_CALLBACK_FAILED: OsharaCallbackError,
+  FST_OSHARA_INVALID_IDEMPOTENCY_KEY: OsharaInvalidIdempotencyKeyError,
+  FST_OSHARA_IDEMPOTENCY_IN_PROGRESS: OsharaIdempotencyInProgressError,
+  FST_OSHARA_IDEMPOTENCY_KEY_REUSED: OsharaIdempotencyKeyReusedError,
+  FST_OSHARA_TOOL_UNAUTHORIZED: OsharaToolUnauthorizedError,
+  FST_OSHARA_TOOL_FORBIDDEN: OsharaToolForbiddenError,
+  FST_OSHARA_SESSION_ENDED: OsharaSessionEndedError,
+  FST_OSHARA_TOOL_INVALID_ARGUMENTS: OsharaToolArgumentsError,
+  FST_OSHARA_TOOL_REFUSED: OsharaToolRefusedError,
+  FST_OSHARA_TOOL_TIMEOUT: OsharaToolTimeoutError,
+  FST_OSHARA_TOOL_FAILED: OsharaToolFailedError
+} as const satisfies Record<OsharaErrorCode, { readonly code: OsharaErrorCode, readonly prototype: OsharaError }>
+
+/** The `{name}` placeholders of a message or fix. */
+type WordsIn<T> = T extends `${string}{${infer Word}}${infer Rest}` ? Word | WordsIn<Rest> : never
+type CaseOf<C extends OsharaErrorCode, S extends SituationOf<C>> = (typeof FAILURES)[C]['cases'][S]
+/** The words a situation's message (and its own fix) needs. */
+type WordsOf<C extends OsharaErrorCode, S extends SituationOf<C>> = WordsIn<
+  | (CaseOf<C, S> extends { message: infer M } ? M : never)
+  | (CaseOf<C, S> extends { fix: infer F } ? F : never)
+>
+type Words = Readonly<Record<string, string | number>>
+
+/** What the maker of a failure knows; the row decides the rest (message, outcome, `retryAfterMs`, fix). */
+export type FailureFacts<C extends OsharaErrorCode, S extends SituationOf<C>> =
+  Omit<OsharaErrorDetails, 'outcome' | 'retryAfterMs' | 'fix'> & RetryAfterFacts &
+  // Words beyond the message's fill the row's fix (`{origin}`).
+  ([WordsOf<C, S>] extends [never] ? { words?: Words | undefined } : { words: Readonly<Record<WordsOf<C, S>, string | number>> }) &
+  (C extends 'FST_OSHARA_SESSION_LIMIT' ? { scope: 'key' | 'global' } : unknown)
+
+/** Codes whose class takes `(message, details)`; the other two take their own first argument (see `messageOf`). */
+type BuiltCode = Exclude<OsharaErrorCode, 'FST_OSHARA_FIELD_NOT_ALLOWED' | 'FST_OSHARA_CALLBACK_FAILED'>
+type Constructor = new (message: string, details: OsharaErrorDetails) => OsharaError
+
+function fill (template: string, words: Words | undefined): string {
+  if (words === undefined) return template
+  // A placeholder with no word stays as written (the fix's "/api/ai-characters/{slug}/").
+  return template.replace(/\{(\w+)\}/g, (placeholder, word: string) => Object.hasOwn(words, word) ? String(words[word]) : placeholder)
+}
+
+function caseOf (code: OsharaErrorCode, situation: string): FailureCase {
+  return (FAILURES[code] as FailureRow).cases[situation] as FailureCase
+}
+
+/** The message of `code` in `situation`, with its words filled in. */
+export function messageOf<C extends OsharaErrorCode, S extends SituationOf<C>> (
+  code: C, situation: S, ...[words]: [WordsOf<C, S>] extends [never] ? [] : [words: Readonly<Record<WordsOf<C, S>, string | number>>]
+): string {
+  return fill(caseOf(code, situation).message, words)
+}
+
+/**
+ * The error of `code` in `situation` (a key of the row's `cases`): its class, message, outcome,
+ * `retryAfterMs` (the case's rule applied to `facts`) and fix come from the row.
+ */
+export function failure<C extends BuiltCode, S extends SituationOf<C>> (
+  code: C, situation: S, ...[facts]: {} extends FailureFacts<C, S> ? [facts?: FailureFacts<C, S>] : [facts: FailureFacts<C, S>]
+): InstanceType<(typeof CLASS_OF)[C]> {
+  return build(code, situation, (facts ?? {}) as AnyFacts) as InstanceType<(typeof CLASS_OF)[C]>
+}
+
+type AnyFacts = Omit<OsharaErrorDetails, 'outcome' | 'retryAfterMs' | 'fix'> & RetryAfterFacts & { words?: Words | undefined, scope?: 'key' | 'global' }
+
+/** The error of an upstream answer's code and situation (`caseOfAnswer` in the failure table). */
+export function failureOfAnswer ({ code, situation }: AnswerCase, facts: AnyFacts): OsharaError {
+  return build(code as BuiltCode, situation, facts)
+}
+
+function build (code: BuiltCode, situation: string, facts: AnyFacts): OsharaError {
+  const row: FailureRow = FAILURES[code]
+  const { message, retryAfterMs, outcome, fix = row.fix } = caseOf(code, situation)
+  const { upstreamStatus, attempts, requestId, detail, cause, scope, words } = facts
+  const details: OsharaErrorDetails & { scope?: 'key' | 'global' } = {
+    upstreamStatus,
+    attempts,
+    requestId,
+    detail,
+    cause,
+    scope,
+    outcome,
+    retryAfterMs: RETRY_AFTER[retryAfterMs](facts),
+    fix: fix === undefined ? undefined : fill(fix, words)
+  }
+  return new (CLASS_OF[code] as Constructor)(fill(message, words), details)
+}
+
+/**
+ * A copy of `error` (same class, message, stack and cause) with `changes`: an error is never
+ * changed once built. A native error (not `Object.create`), so that loggers and
+ * `util.types.isNativeError` treat it as one.
+ */
+export function copyWith<E extends OsharaError> (error: E, changes: Pick<OsharaErrorDetails, 'attempts' | 'requestId'>): E {
+  const copy = Reflect.construct(Error, [], error.constructor) as E
+  const fields: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(error)
+  for (const [key, value] of Object.entries(changes)) fields[key] = { value, enumerable: true, writable: false, configurable: false }
+  return Object.defineProperties(copy, fields)
+}
+
 /** Builds the register-time error: which option, what is wrong, how to fix it. */
 export function invalidOption (option: string, problem: string, fix: string): OsharaInvalidOptionsError {
-  return new OsharaInvalidOptionsError(`fastify-oshara-voice: option "${option}" ${problem}. Fix: ${fix}`, { fix })
+  return failure('FST_OSHARA_INVALID_OPTIONS', 'option', { words: { option, problem, fix } })
 }

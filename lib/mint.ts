@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PluginCallOptions } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
-import { OsharaAbortedError, OsharaSessionLimitError } from './errors.js'
+import { failure, OsharaSessionLimitError } from './errors.js'
 import type { SessionLimiter } from './limits/limiter.js'
 import { limitChannel, type OsharaLimitMessage } from './observability/channels.js'
 import { kTracing } from './observability/tracing.js'
@@ -32,7 +32,7 @@ export interface MintOptions<T> {
  */
 export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { limiterKey, quotaKey, log, signal, requestId = randomUUID(), finish }: MintOptions<T>): Promise<T> {
   const { client, limiter, tracker } = minter
-  if (signal?.aborted === true) throw new OsharaAbortedError('The session request was aborted.', { requestId, outcome: 'not_created' })
+  if (signal?.aborted === true) throw failure('FST_OSHARA_ABORTED', 'before-mint', { requestId })
   const slot = limiter !== undefined && limiterKey !== undefined ? await reserve(limiter, tracker, limiterKey, log, requestId) : undefined
   let session: OsharaSession
   try {
@@ -85,7 +85,8 @@ function acquire (limiter: SessionLimiter, tracker: SessionTracker | undefined, 
   return pending.catch(async (error: unknown) => {
     if (!(error instanceof OsharaSessionLimitError)) throw error
     if (error.scope === 'key' && await tracker.reclaim(key)) return await limiter.acquire(key, log)
-    error.retryAfterMs = Math.min(error.retryAfterMs as number, tracker.retryAfterCapMs)
-    throw error
+    throw failure('FST_OSHARA_SESSION_LIMIT', 'reached', {
+      scope: error.scope as 'key' | 'global', waitMs: error.retryAfterMs, lookAgainWithinMs: tracker.retryAfterCapMs, detail: error.detail
+    })
   })
 }

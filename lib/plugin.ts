@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { OsharaSession } from './client/schemas.js'
-import { invalidOption, OsharaInvalidSessionError } from './errors.js'
+import { failure, invalidOption } from './errors.js'
 import { type IdempotencyClaim, type IdempotentMinting, readIdempotencyKey } from './idempotency/idempotency.js'
 import { mint } from './mint.js'
 import { loadTracing } from './observability/tracing.js'
@@ -18,7 +18,7 @@ async function createSessionFor (registration: Registration, fastify: FastifyIns
   let claim: IdempotencyClaim | undefined
   try {
     const agent = input.agent ?? registration.agentSlug
-    if (agent === undefined) throw new OsharaInvalidSessionError('createSession needs input.agent: the plugin agent option is a function')
+    if (agent === undefined) throw failure('FST_OSHARA_INVALID_SESSION', 'no-agent')
     if (options.idempotencyKey !== undefined) {
       if (registration.idempotency === undefined) {
         throw invalidOption('idempotency', 'is not set, so createSession cannot honour options.idempotencyKey', 'set idempotency: true (or { ttlMs }), or leave idempotencyKey out')

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { ValueError } from '@sinclair/typebox/errors'
-import { type OsharaError, OsharaInvalidSessionError } from '../errors.js'
+import { failure, type OsharaError } from '../errors.js'
 import {
   type OsharaSessionCreateMessage,
   type OsharaSessionLookupMessage,
@@ -131,10 +131,10 @@ class SessionClient implements OsharaClient {
     if (!checkSessionRequest.Check(body)) {
       const issue = checkSessionRequest.Errors(body).First() as ValueError
       const where = issue.path === '' ? 'body' : issue.path.slice(1)
-      return Promise.reject(new OsharaInvalidSessionError(`Invalid session request: ${where} ${issue.message}`.toLowerCase()))
+      return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'invalid-request', { words: { problem: `${where} ${issue.message}`.toLowerCase() } }))
     }
     const headersProblem = mcpHeadersProblem(body.mcp_headers)
-    if (headersProblem !== undefined) return Promise.reject(new OsharaInvalidSessionError(`invalid session request: ${headersProblem}`))
+    if (headersProblem !== undefined) return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'invalid-request', { words: { problem: headersProblem } }))
     return this.transport.call({
       method: 'POST',
       path: this.basePath + SESSION_PATH,
@@ -154,7 +154,7 @@ class SessionClient implements OsharaClient {
 
   private lookup (sessionId: string, options: PluginCallOptions, trace: CallTrace | undefined): Promise<OsharaSessionSummary> {
     if (typeof sessionId !== 'string' || sessionId === '') {
-      return Promise.reject(new OsharaInvalidSessionError('getSession needs a non-empty session id'))
+      return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'no-session-id'))
     }
     const tolerantLog = options[kTolerant]
     const parse = tolerantLog === undefined ? strictSummaryParser(sessionId) : tolerantSummaryParser(sessionId, tolerantLog)
@@ -166,7 +166,7 @@ class SessionClient implements OsharaClient {
     let first: Promise<UsagePage> | undefined
     const fetchPage = (page: number): Promise<UsagePage> => {
       if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
-        return Promise.reject(new OsharaInvalidSessionError(`listSessions page_size must be an integer from 1 to ${MAX_PAGE_SIZE}`))
+        return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'page-size', { words: { max: MAX_PAGE_SIZE } }))
       }
       const query = queryOf({ ...selected, page, page_size: size })
       return page === 1 ? (first ??= this.read(`${USAGE_PATH}?${query}`, parseUsage, options)) : this.read(`${USAGE_PATH}?${query}`, parseUsage, options)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
-import { OsharaAbortedError, type OsharaError, OsharaUnavailableError } from '../errors.js'
+import { copyWith, failure, type OsharaAbortedError, type OsharaError } from '../errors.js'
 import { FAILURES } from '../failures.js'
 import { type OsharaRetryMessage, retryChannel } from '../observability/channels.js'
 import { VERSION } from '../version.js'
@@ -98,14 +98,12 @@ export class Transport {
     const { signal } = options
     const requestId = trace?.requestId ?? options.requestId ?? randomUUID()
     if (signal?.aborted === true) throw aborted(requestId, 0)
-    if (this.closed) throw new OsharaUnavailableError('The voice session client is closed.', { requestId })
+    if (this.closed) throw failure('FST_OSHARA_UNAVAILABLE', 'client-closed', { requestId })
     // Reads (GET) neither wait for nor count toward the breaker: a billing outage must not stop minting.
     const breaker = endpoint.idempotent ? undefined : this.breaker
     const wait = breaker?.admit(Date.now()) ?? 0
     if (wait > 0) {
-      throw new OsharaUnavailableError('The voice service is temporarily unavailable. Try again shortly.', {
-        requestId, retryAfterMs: wait, detail: 'circuit open'
-      })
+      throw failure('FST_OSHARA_UNAVAILABLE', 'circuit-open', { requestId, waitMs: wait, detail: 'circuit open' })
     }
     const { retry } = this.config
     const started = Date.now()
@@ -128,10 +126,8 @@ export class Transport {
       error = result.error
       const { serverDelay } = result
       if (attempts > retry.retries || !isRetryable(error, retry, endpoint.idempotent, serverDelay, retried429)) break
-      if (serverDelay !== undefined && serverDelay > retry.maxRetryAfterMs) {
-        error.retryAfterMs = serverDelay
-        break
-      }
+      // A longer delay is not cut short: the error already carries it as retryAfterMs (its row's rule).
+      if (serverDelay !== undefined && serverDelay > retry.maxRetryAfterMs) break
       const delay = serverDelay ?? backoffDelay(retry, attempts - 1)
       if (Date.now() + delay >= deadline) break
       retried429 ||= error.code === 'FST_OSHARA_UPSTREAM_LIMIT'
@@ -149,10 +145,8 @@ export class Transport {
         break
       }
     }
-    error.attempts = attempts
-    error.requestId = requestId
     if (breaker !== undefined) recordForBreaker(breaker, error)
-    throw error
+    throw copyWith(error, { attempts, requestId })
   }
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
@@ -221,7 +215,7 @@ function isFailure<T> (result: T | AttemptFailure): result is AttemptFailure {
 }
 
 function aborted (requestId: string, attempts: number): OsharaAbortedError {
-  return new OsharaAbortedError('The session request was aborted.', { requestId, attempts, outcome: 'unknown' })
+  return failure('FST_OSHARA_ABORTED', 'during-call', { requestId, attempts })
 }
 
 /** Reads the whole body as text, or undefined when it is over 1 MiB (the rest is not read). */

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { OsharaIdempotencyInProgressError, OsharaIdempotencyKeyReusedError, OsharaInvalidIdempotencyKeyError, OsharaUnavailableError } from '../errors.js'
+import { failure } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { storeFailure, withTimeout } from '../limits/store-call.js'
 import { publishStoreError } from '../observability/channels.js'
@@ -30,15 +30,12 @@ export type IdempotencyStart = { readonly replay: string } | { readonly claim: I
 export type IdempotencyKind = 'route' | 'call'
 
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,255}$/
-/** A repeat of a request still in flight is told to come back in a second. */
-const IN_PROGRESS_RETRY_AFTER_MS = 1000
-const STORE_RETRY_AFTER_MS = 5000
 
 /** The client's `Idempotency-Key`: undefined when absent; a 400 unless 1 to 255 visible ASCII characters. */
 export function readIdempotencyKey (value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || !VISIBLE_ASCII.test(value)) {
-    throw new OsharaInvalidIdempotencyKeyError('Idempotency-Key must be 1 to 255 visible ASCII characters.')
+    throw failure('FST_OSHARA_INVALID_IDEMPOTENCY_KEY', 'malformed')
   }
   return value
 }
@@ -86,14 +83,12 @@ export class IdempotentMinting {
         return { claim: undefined }
       }
       log.error(storeFailure(cause), 'oshara: idempotency store failed; refusing the session (onStoreError: deny)')
-      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+      throw failure('FST_OSHARA_UNAVAILABLE', 'store-down', { cause })
     }
     if (result.state === 'started') return { claim: { id, attempt } }
     if (result.state === 'completed') return { replay: result.reply }
-    if (result.state === 'in-flight') {
-      throw new OsharaIdempotencyInProgressError('A request with this Idempotency-Key is still in progress. Try again shortly.', { retryAfterMs: IN_PROGRESS_RETRY_AFTER_MS })
-    }
-    throw new OsharaIdempotencyKeyReusedError('This Idempotency-Key was used for a different request.')
+    if (result.state === 'in-flight') throw failure('FST_OSHARA_IDEMPOTENCY_IN_PROGRESS', 'in-flight')
+    throw failure('FST_OSHARA_IDEMPOTENCY_KEY_REUSED', 'other-request')
   }
 
   /** Stores the reply of a claim, replayed for `ttlMs` but never past its token's lifetime. Never throws: a failure is logged. */

@@ -1,4 +1,4 @@
-import { OsharaSessionLimitError, OsharaUnavailableError } from '../errors.js'
+import { failure } from '../errors.js'
 import type { OsharaLogger } from '../client/options.js'
 import { publishStoreError } from '../observability/channels.js'
 import { MemorySessionStore } from './memory-store.js'
@@ -28,9 +28,6 @@ export interface LimiterConfig {
 interface Logger extends OsharaLogger {
   error (object: Record<string, unknown>, message: string): void
 }
-
-/** Sent as `Retry-After` when the store itself is failing. */
-export const STORE_RETRY_AFTER_MS = 5000
 
 /** The concurrent-session limiter: reserve, bind, release, over a `SessionStore`. */
 export class SessionLimiter {
@@ -65,16 +62,10 @@ export class SessionLimiter {
         return undefined
       }
       log.error(storeFailure(cause), 'oshara: session store failed; refusing the session (onStoreError: deny)')
-      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', {
-        retryAfterMs: STORE_RETRY_AFTER_MS, cause
-      })
+      throw failure('FST_OSHARA_UNAVAILABLE', 'store-down', { cause })
     }
     if (result.ok) return result.slotId
-    const error = new OsharaSessionLimitError('Too many active voice sessions. Try again later.', {
-      retryAfterMs: Math.max(1000, result.retryAfterMs), detail: `${result.scope} limit reached`
-    })
-    error.scope = result.scope
-    throw error
+    throw failure('FST_OSHARA_SESSION_LIMIT', 'reached', { scope: result.scope, waitMs: result.retryAfterMs, detail: `${result.scope} limit reached` })
   }
 
   /**
@@ -114,9 +105,7 @@ export class SessionLimiter {
       return await withTimeout(this.config.store.releaseSession(sessionId, key), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('limiter', 'releaseSession', cause)
-      throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', {
-        retryAfterMs: STORE_RETRY_AFTER_MS, cause
-      })
+      throw failure('FST_OSHARA_UNAVAILABLE', 'store-down', { cause })
     }
   }
 }

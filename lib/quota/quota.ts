@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { callbackFailure } from '../app-callback.js'
 import type { OsharaSessionSummary } from '../client/summaries.js'
-import { OsharaQuotaExceededError, OsharaUnavailableError } from '../errors.js'
+import { failure } from '../errors.js'
 import { storeFailure, withTimeout } from '../limits/store-call.js'
 import { type OsharaQuotaMessage, publishStoreError, quotaChannel } from '../observability/channels.js'
 import { MemoryQuotaStore } from './memory-quota-store.js'
@@ -41,7 +41,6 @@ export interface QuotaTicket {
 
 /** Counts are kept this long after their window ends: seconds and cost of calls still running at the reset land in it. */
 const KEEP_AFTER_WINDOW_MS = 24 * 60 * 60 * 1000
-const STORE_RETRY_AFTER_MS = 5000
 const WHEN: Record<string, string> = { day: 'today', month: 'this month' }
 const WHAT = { sessions: 'calls', seconds: 'voice minutes', costMicros: 'voice usage' } as const
 /** A store's budget by the option's name. */
@@ -96,14 +95,16 @@ export class UsageQuota {
       return this.#storeFailed(cause, request.log)
     }
     if (result.ok) return { key, span, budgets, usage: result.usage }
-    const retryAfterMs = Math.max(1000, span.resetsAt - Date.now())
+    const error = failure('FST_OSHARA_QUOTA_EXCEEDED', 'used-up', {
+      waitMs: span.resetsAt - Date.now(),
+      detail: `${result.budget} budget used up`,
+      words: { budget: WHAT[result.budget], when: WHEN[this.config.window] ?? 'for now' }
+    })
     // The key is left out of the message: it names a user.
     if (quotaChannel.hasSubscribers) {
-      quotaChannel.publish({ budget: BUDGET[result.budget], windowId: span.id, retryAfterMs, requestId: String(request.id) } satisfies OsharaQuotaMessage)
+      quotaChannel.publish({ budget: BUDGET[result.budget], windowId: span.id, retryAfterMs: error.retryAfterMs as number, requestId: String(request.id) } satisfies OsharaQuotaMessage)
     }
-    throw new OsharaQuotaExceededError(`You have used up your ${WHAT[result.budget]} ${WHEN[this.config.window] ?? 'for now'}. Try again later.`, {
-      retryAfterMs, detail: `${result.budget} budget used up`
-    })
+    throw error
   }
 
   /** A failed mint: the session does not count. Never throws: a failure is logged. */
@@ -137,7 +138,7 @@ export class UsageQuota {
       usage = await withTimeout(this.config.store.usage(key, span.id), this.#timeoutMs)
     } catch (cause) {
       publishStoreError('quota', 'usage', cause)
-      throw new OsharaUnavailableError('Voice usage is temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+      throw failure('FST_OSHARA_UNAVAILABLE', 'usage-store-down', { cause })
     }
     return { sessions: usage.sessions, minutes: usage.seconds / 60, costUsd: usage.costMicros / 1_000_000, resetsAt: new Date(span.resetsAt).toISOString() }
   }
@@ -195,7 +196,7 @@ export class UsageQuota {
       return undefined
     }
     log.error(storeFailure(cause), 'oshara: quota store failed; refusing the session (onStoreError: deny)')
-    throw new OsharaUnavailableError('Voice sessions are temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+    throw failure('FST_OSHARA_UNAVAILABLE', 'store-down', { cause })
   }
 }
 

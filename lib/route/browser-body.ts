@@ -1,4 +1,4 @@
-import { OsharaFieldNotAllowedError } from '../errors.js'
+import { messageOf, OsharaFieldNotAllowedError } from '../errors.js'
 import type { SessionRequest } from '../client/schemas.js'
 import { type ClientField, LIVEKIT_FIELDS } from './route-schemas.js'
 
@@ -19,7 +19,7 @@ const LIVEKIT_TOP_FIELDS = Object.keys(LIVEKIT_FIELDS).filter((field) => field !
 const ROOM_CONFIG_FIELDS = new Set(['agents'])
 
 function refuse (field: string): never {
-  throw new OsharaFieldNotAllowedError(field, `The field "${field}" is not allowed.`)
+  throw new OsharaFieldNotAllowedError(field, messageOf('FST_OSHARA_FIELD_NOT_ALLOWED', 'field', { field }))
 }
 
 function checkKeys (value: unknown, allowed: ReadonlySet<string>, prefix: string): void {
@@ -65,7 +65,7 @@ export function readBrowserChoices (body: Body, policy: BrowserPolicy): { agent:
     if (typeof value === 'string') fields[field] = value
   }
   if (fields.language !== undefined && policy.languages !== undefined && !policy.languages.has(fields.language.toLowerCase())) {
-    throw new OsharaFieldNotAllowedError('language', `The language "${fields.language}" is not offered (field "language").`)
+    throw new OsharaFieldNotAllowedError('language', messageOf('FST_OSHARA_FIELD_NOT_ALLOWED', 'language', { language: fields.language }))
   }
   return { agent, fields }
 }
@@ -73,12 +73,12 @@ export function readBrowserChoices (body: Body, policy: BrowserPolicy): { agent:
 function pickAgent (agent: string | undefined, agentName: string | undefined, policy: BrowserPolicy): string | undefined {
   const fromLiveKit = isEmpty(agentName) ? undefined : agentName
   if (agent !== undefined && fromLiveKit !== undefined && agent !== fromLiveKit) {
-    throw new OsharaFieldNotAllowedError('agent', 'The fields "agent" and "room_config.agents[0].agent_name" disagree.')
+    throw new OsharaFieldNotAllowedError('agent', messageOf('FST_OSHARA_FIELD_NOT_ALLOWED', 'agents-disagree'))
   }
   const chosen = agent ?? fromLiveKit
   if (chosen === undefined) return undefined
   const field = agent === undefined ? 'room_config.agents[0].agent_name' : 'agent'
   if (policy.agents === undefined) refuse(field)
-  if (!policy.agents.has(chosen)) throw new OsharaFieldNotAllowedError(field, `The agent "${chosen}" is not offered (field "${field}").`)
+  if (!policy.agents.has(chosen)) throw new OsharaFieldNotAllowedError(field, messageOf('FST_OSHARA_FIELD_NOT_ALLOWED', 'agent', { agent: chosen, field }))
   return chosen
 }

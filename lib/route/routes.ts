@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { callbackFailure } from '../app-callback.js'
 import type { OsharaSession, SessionRequest } from '../client/schemas.js'
-import { OsharaError, OsharaOriginNotAllowedError, OsharaSessionNotFoundError } from '../errors.js'
+import { failure, OsharaError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
 import { type IdempotencyClaim, type IdempotentMinting, readIdempotencyKey } from '../idempotency/idempotency.js'
 import { type MintOptions, mint } from '../mint.js'
@@ -66,7 +66,7 @@ function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHan
   return function refuseCrossSite (request, _reply, done) {
     if (!isRefusedCrossSite(request, allowedOrigins)) return done()
     request.log.info({ origin: request.headers.origin, secFetchSite: request.headers['sec-fetch-site'] }, 'oshara: cross-site request refused (allowedOrigins)')
-    done(new OsharaOriginNotAllowedError('Cross-site requests are not allowed.'))
+    done(failure('FST_OSHARA_ORIGIN_NOT_ALLOWED', 'cross-site'))
   }
 }
 
@@ -118,7 +118,7 @@ async function handleRelease (config: PluginConfig, request: FastifyRequest, rep
   const params = request.params as { session_id?: string, '*'?: string }
   const key = await keyOf(config.limitKey, 'limits.key', request)
   const released = await (config.limiter as NonNullable<PluginConfig['limiter']>).releaseSession(params.session_id ?? params['*'] as string, key)
-  if (!released) throw new OsharaSessionNotFoundError('No such active voice session.')
+  if (!released) throw failure('FST_OSHARA_SESSION_NOT_FOUND', 'not-held')
   return reply.code(204).send()
 }
 

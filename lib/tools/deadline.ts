@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { OsharaToolTimeoutError } from '../errors.js'
+import { failure } from '../errors.js'
 
 /** What `runWithDeadline` resolves to when the deadline passed first. */
 export const TIMED_OUT = Symbol('tool deadline passed')
@@ -11,7 +11,7 @@ export const TIMED_OUT = Symbol('tool deadline passed')
  */
 export async function runWithDeadline<T> (run: (signal: AbortSignal) => T | Promise<T>, timeoutMs: number): Promise<T | typeof TIMED_OUT> {
   const controller = new AbortController()
-  const timer = setTimeout(() => { controller.abort(new OsharaToolTimeoutError(`The tool did not answer within ${timeoutMs} ms.`)) }, timeoutMs)
+  const timer = setTimeout(() => { controller.abort(failure('FST_OSHARA_TOOL_TIMEOUT', 'signal-aborted', { words: { timeoutMs } })) }, timeoutMs)
   const expired = once(controller.signal, 'abort').then((): typeof TIMED_OUT => TIMED_OUT)
   try {
     const pending = Promise.resolve().then(() => run(controller.signal))

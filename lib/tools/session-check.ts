@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { OsharaUnavailableError } from '../errors.js'
-import { type SessionLimiter, STORE_RETRY_AFTER_MS } from '../limits/limiter.js'
+import { failure } from '../errors.js'
+import type { SessionLimiter } from '../limits/limiter.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { DEFAULT_STORE_TIMEOUT_MS, storeFailure, withTimeout } from '../limits/store-call.js'
 import type { SessionState, SessionStore } from '../limits/store.js'
@@ -63,7 +63,7 @@ export class SessionCheck {
       publishStoreError(this.#storeName, 'sessionState', cause)
       if (this.#onStoreError === 'deny') {
         log.error(storeFailure(cause), 'oshara: session store failed; refusing the tool call (onStoreError: deny)')
-        throw new OsharaUnavailableError('The service is temporarily unavailable; try again shortly', { retryAfterMs: STORE_RETRY_AFTER_MS, cause })
+        throw failure('FST_OSHARA_UNAVAILABLE', 'tool-store-down', { cause })
       }
       log.warn(storeFailure(cause), 'oshara: session store failed; serving the tool call without the ended-session check or ctx.key')
       return UNKNOWN

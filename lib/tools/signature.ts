@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
-import { OsharaInvalidSessionError } from '../errors.js'
+import { failure } from '../errors.js'
 import type { SessionMetadata } from '../types.js'
 
 /**
@@ -70,9 +70,9 @@ export class ToolSigner {
   sign (metadata: SessionMetadata | undefined, followed: boolean, now = Date.now()): SessionMetadata {
     const data = metadata === undefined ? {} : JSON.parse(JSON.stringify(metadata)) as SessionMetadata
     if (Object.hasOwn(data, SIGNATURE_KEY)) {
-      throw new OsharaInvalidSessionError('The voice session could not be prepared.', {
+      throw failure('FST_OSHARA_INVALID_SESSION', 'reserved-metadata', {
         detail: `metadata carries ${SIGNATURE_KEY}, which the plugin sets on every session (tools)`,
-        fix: `rename the ${SIGNATURE_KEY} key of your metadata (metadata option, beforeSession or createSession input): the plugin owns it`
+        words: { key: SIGNATURE_KEY }
       })
     }
     const expiresAt = String(Math.floor((now + this.#keys.ttlMs) / 1000))

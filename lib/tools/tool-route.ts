@@ -2,16 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onRequestHookHandler, onResponseHookHandler } from 'fastify'
 import { Kind, type TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
-import {
-  invalidOption,
-  OsharaError,
-  OsharaSessionEndedError,
-  OsharaToolArgumentsError,
-  OsharaToolFailedError,
-  OsharaToolForbiddenError,
-  OsharaToolTimeoutError,
-  OsharaToolUnauthorizedError
-} from '../errors.js'
+import { failure, invalidOption, messageOf, OsharaError, OsharaToolFailedError } from '../errors.js'
 import { type OsharaToolMessage, toolChannel } from '../observability/channels.js'
 import type { SessionStats } from '../observability/stats.js'
 import { normalizeGroup } from '../options/spec.js'
@@ -93,7 +84,7 @@ function addToolRoute (child: FastifyInstance, tool: Tool, settings: RouteSettin
     if (typeof given === 'string' && timingSafeEqual(sha256(given), config.secretDigest)) return done()
     call.outcome = 'unauthorized'
     request.log.warn({ tool: tool.name }, `oshara: tool call refused: the ${config.secretHeader} header is missing or wrong`)
-    done(new OsharaToolUnauthorizedError('Unauthorized.'))
+    done(failure('FST_OSHARA_TOOL_UNAUTHORIZED', 'no-secret'))
   }
   const report: onResponseHookHandler = function reportToolCall (request, reply, done) {
     reportCall(tool, request as ToolRequest, reply)
@@ -143,19 +134,19 @@ async function handleToolCall (tool: Tool, request: ToolRequest, reply: FastifyR
   if (!verified.ok) {
     request.log.warn({ tool: tool.name, session_id: call.sessionId, reason: verified.reason },
       'oshara: tool call refused: its session metadata carries no valid signature (a session this app did not mint, edited metadata, or an expired or unknown signing key)')
-    return refuse(reply, call, 'forbidden', new OsharaToolForbiddenError('This call was not started by this app.'))
+    return refuse(reply, call, 'forbidden', failure('FST_OSHARA_TOOL_FORBIDDEN', 'unsigned'))
   }
   const { sessionId } = session as NonNullable<typeof session>
   const standing = await tool.runtime.sessionCheck?.standing(sessionId, verified.followed, request.log)
   if (standing?.ended === true) {
     request.log.info({ tool: tool.name, session_id: sessionId }, 'oshara: tool call refused: the session has ended')
-    return refuse(reply, call, 'ended', new OsharaSessionEndedError('This call has ended.'))
+    return refuse(reply, call, 'ended', failure('FST_OSHARA_SESSION_ENDED', 'ended'))
   }
   const { _session: _, ...args } = body
   const problem = argumentsProblem(tool.check, args)
   if (problem !== undefined) {
     request.log.info({ tool: tool.name, session_id: sessionId, problem }, 'oshara: tool call refused: invalid arguments')
-    return refuse(reply, call, 'invalid_arguments', new OsharaToolArgumentsError(problem))
+    return refuse(reply, call, 'invalid_arguments', failure('FST_OSHARA_TOOL_INVALID_ARGUMENTS', 'mismatch', { words: { problem } }))
   }
   const context: Omit<OsharaToolContext, 'signal'> = { sessionId, metadata: verified.metadata, key: standing?.key, request }
   let result: unknown
@@ -166,7 +157,7 @@ async function handleToolCall (tool: Tool, request: ToolRequest, reply: FastifyR
   }
   if (result === TIMED_OUT) {
     request.log.warn({ tool: tool.name, session_id: sessionId, timeoutMs: tool.runtime.config.timeoutMs }, 'oshara: tool handler passed its deadline (tools.timeoutMs); its signal was aborted')
-    return refuse(reply, call, 'timeout', new OsharaToolTimeoutError('That took too long. Please try again in a moment.'))
+    return refuse(reply, call, 'timeout', failure('FST_OSHARA_TOOL_TIMEOUT', 'deadline'))
   }
   let payload: string
   try {
@@ -190,7 +181,7 @@ function replyToHandlerError (tool: Tool, call: CallRecord, error: unknown, requ
     return reply.code(error.statusCode).send({ error: String(error.message), code: typeof error.code === 'string' ? error.code : REFUSED_CODE })
   }
   request.log.error({ err: error, tool: tool.name, session_id: call.sessionId }, 'oshara: tool handler failed; the agent gets a 500 FST_OSHARA_TOOL_FAILED')
-  return refuse(reply, call, 'failed', new OsharaToolFailedError('The tool failed. Please try again later.'))
+  return refuse(reply, call, 'failed', failure('FST_OSHARA_TOOL_FAILED', 'threw'))
 }
 
 /**
@@ -203,7 +194,7 @@ function replyToError (this: FastifyInstance, error: FastifyError, request: Fast
     return reply.code(status as number).send({ error: error.message, code: typeof error.code === 'string' ? error.code : REFUSED_CODE })
   }
   request.log.error({ err: error }, 'oshara: tool call failed before its handler; the agent gets a 500 FST_OSHARA_TOOL_FAILED')
-  return reply.code(500).send({ error: 'The tool failed. Please try again later.', code: OsharaToolFailedError.code })
+  return reply.code(500).send({ error: messageOf('FST_OSHARA_TOOL_FAILED', 'threw'), code: OsharaToolFailedError.code })
 }
 
 /** The outcome of a reply the handler did not decide (an error before it). */
