@@ -6,8 +6,6 @@ import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from '
 import { IDEMPOTENCY_SCRIPTS } from '../idempotency/redis-scripts.js'
 import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
 
-export type { RedisScriptingClient } from './redis-client.js'
-
 export interface RedisSessionStoreOptions {
   /** An ioredis `Redis` or `Cluster` client. You own it: the store never connects, quits or reconfigures it. */
   client: RedisScriptingClient
@@ -340,7 +338,8 @@ export class RedisSessionStore implements SessionStore, TrackingStore, Idempoten
   readonly #idPrefix = randomBytes(6).toString('base64url')
   #lastId = 0
 
-  constructor ({ client, prefix = 'oshara:' }: RedisSessionStoreOptions) {
+  constructor (options: RedisSessionStoreOptions) {
+    const { client, prefix = 'oshara:' } = options ?? {}
     this.#client = scriptedClient('RedisSessionStore', client, prefix, SCRIPTS)
     this.#replies = scriptedClient('RedisSessionStore', client, prefix, IDEMPOTENCY_SCRIPTS)
     this.#names = `{${prefix}}`
