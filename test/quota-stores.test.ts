@@ -28,10 +28,11 @@ const CASES = {
   record: 'record adds seconds and cost, and usage shows them',
   exact: 'sums stay exact integers: 100 parallel records, and amounts near 2^53',
   expires: 'a window\'s counts are forgotten ttlMs after they were counted',
+  refundKeepsExpiry: 'a refund does not keep the counts longer',
   extends: 'a longer ttlMs keeps the counts longer; a later, shorter one does not shorten it'
 } as const
 
-const EXPIRY_CASES = [CASES.expires, CASES.extends]
+const EXPIRY_CASES = [CASES.expires, CASES.refundKeepsExpiry, CASES.extends]
 
 function consumeRequest (key: string, budgets: QuotaBudgets = {}, ttlMs = LONG_MS, window = WINDOW): ConsumeRequest {
   return { key, window, ttlMs, budgets }

@@ -153,7 +153,7 @@ function defineTests (server: RedisServer, testPrefix: () => string): void {
     t.same(defined, [
       'osharaVoiceV2Acquire', 'osharaVoiceV2Bind', 'osharaVoiceV2Release', 'osharaVoiceV2ReleaseSession',
       'osharaVoiceV2Track', 'osharaVoiceV2ClaimDue', 'osharaVoiceV2Reschedule', 'osharaVoiceV2Untrack',
-      'osharaVoiceV2MarkEnded', 'osharaVoiceV2SessionsOf', 'osharaVoiceV2SessionState', 'osharaVoiceV1IdemBegin', 'osharaVoiceV1IdemComplete', 'osharaVoiceV1IdemAbandon'
+      'osharaVoiceV2MarkEnded', 'osharaVoiceV3SessionsOf', 'osharaVoiceV2SessionState', 'osharaVoiceV1IdemBegin', 'osharaVoiceV1IdemComplete', 'osharaVoiceV1IdemAbandon'
     ])
     t.equal((redis as unknown as Record<string, unknown>).osharaVoiceV2Acquire, acquire)
   })
@@ -427,6 +427,17 @@ function defineTests (server: RedisServer, testPrefix: () => string): void {
       t.throws(() => new RedisSessionStore({ client: redis, prefix: prefix as string }), /prefix" must be a non-empty string without \{ or \}/)
     }
     t.doesNotThrow(() => new RedisSessionStore({ client: redis }), 'the default prefix')
+  })
+
+  t.test('regression: sessionsOf lists a session bound to a second slot once, under that slot (it listed it for every slot that once held it)', async (t) => {
+    const { store } = await storeFor(t)
+    const first = await slotOf(store, request('ip-1'))
+    t.equal(await store.bind(first, 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true)
+    t.equal(await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true)
+    t.same(await store.sessionsOf('ip-1'), ['sess-1'], 'once, not once per slot')
+    t.equal(await store.releaseSession('sess-1'), true)
+    t.same(await store.sessionsOf('ip-1'), [], 'the first slot, still held, is not the session\'s')
+    await store.release(first)
   })
 
   t.test('bad constructor input, options left out included, throws the option error with its fix, never a TypeError', async (t) => {

@@ -231,6 +231,16 @@ const CASES: Record<string, Body<QuotaStore>> = {
     await assertUsageOf(store, 'user-2', WINDOW, { ...ZERO, sessions: 1 }, 'the key kept long')
   },
 
+  async 'a refund does not keep the counts longer' (h) {
+    const { store, clock } = h
+    const since = clock.now()
+    await consumed(store, consumeRequest('user-1', {}, { ttlMs: TTL_MS }), 'consume 1')
+    await consumed(store, consumeRequest('user-1', {}, { ttlMs: TTL_MS }), 'consume 2')
+    await clock.pass(TTL_MS / 2)
+    await store.refund('user-1', WINDOW)
+    await assertForgotten(h, 'user-1', since, TTL_MS, { ...ZERO, sessions: 1 }, 'the counts, refunded halfway')
+  },
+
   async 'a longer ttlMs keeps the counts longer; a later, shorter one does not shorten it' (h) {
     const { store, clock } = h
     const since = clock.now()
