@@ -12,7 +12,7 @@ let close: () => Promise<void>
 let reset = (): void => {}
 
 if (role === 'emulator') {
-  const { createOsharaEmulator } = await import('../lib/emulator/index.js')
+  const { createOsharaEmulator } = await import('../lib/emulator.js')
   const { AGENT, API_KEY, ORIGIN } = await import('./variants.js')
   const emulator = await createOsharaEmulator({ characters: [{ slug: AGENT, allowed_origins: [ORIGIN] }], apiKeys: [API_KEY], record: false })
   // It keeps every minted session; emptied before each measurement, it is the same for every variant.

@@ -47,7 +47,7 @@ import fastifyStatic from '@fastify/static'
 import { Type } from '@sinclair/typebox'
 // In your app: import osharaVoice from 'fastify-oshara-voice'
 import osharaVoice, { OsharaToolRefusedError, type OsharaQuotaUsage, type OsharaTrackingOptions, type OsharaVoiceOwnClientOptions } from '../lib/index.js'
-import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator.js'
 import { DemoCalls } from './calls.js'
 
 /** The user every request is "logged in" as. */

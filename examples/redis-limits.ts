@@ -23,7 +23,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 // In your app: import osharaVoice, { RedisSessionStore } from 'fastify-oshara-voice'
 import osharaVoice, { RedisSessionStore } from '../lib/index.js'
-import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator } from '../lib/emulator.js'
 import { closeOnSignal, EXAMPLE_ORIGIN, isMain, listenOn, portFromEnv, startExample } from './run-with-emulator.js'
 
 export interface RedisExampleOptions {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 // In your app: import { createOsharaEmulator } from 'fastify-oshara-voice/emulator'
-import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator } from '../lib/emulator.js'
 
 export const EXAMPLE_ORIGIN = 'https://app.example.com'
 

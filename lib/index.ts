@@ -50,25 +50,10 @@ export {
 } from './errors.js'
 export type { OsharaErrorCode, OsharaErrorDetails, OsharaErrorJSON, OsharaOutcome } from './errors.js'
 export { MemorySessionStore } from './limits/memory-store.js'
-export type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from './idempotency/idempotency-store.js'
 export { MemoryQuotaStore } from './quota/memory-quota-store.js'
 export { RedisQuotaStore, type RedisQuotaStoreOptions } from './quota/redis-quota-store.js'
-export type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from './quota/quota-store.js'
 export type { OsharaQuotaUsage } from './quota/quota.js'
-export { RedisSessionStore, type RedisScriptingClient, type RedisSessionStoreOptions } from './limits/redis-store.js'
-export type {
-  AcquireResult,
-  ClaimRequest,
-  ClaimResult,
-  RescheduleRequest,
-  SessionState,
-  SessionStore,
-  SlotRequest,
-  TrackedSession,
-  TrackingSessionStore,
-  TrackingStore,
-  TrackRequest
-} from './limits/store.js'
+export { RedisSessionStore, type RedisSessionStoreOptions } from './limits/redis-store.js'
 export type {
   OsharaBreakerMessage,
   OsharaLimitMessage,

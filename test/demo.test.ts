@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { chromium, type Browser, type Page, type Response } from 'playwright-core'
-import { createOsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator } from '../lib/emulator.js'
 import { DEMO_USER, startDemo, type Demo } from '../demo/server.js'
 
 // The demo (npm start): its HTTP surface, its real-Oshara mode, and the page end to end in

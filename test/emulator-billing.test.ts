@@ -1,6 +1,6 @@
 import { install } from '@sinonjs/fake-timers'
 import t, { type Test } from 'tap'
-import { createOsharaEmulator, type EmulatorOptions, type EmulatorSession, type OsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator, type EmulatorOptions, type EmulatorSession, type OsharaEmulator } from '../lib/emulator.js'
 
 const ORIGIN = 'https://app.example.com'
 const KEY = 'sk_all'

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import http from 'node:http'
-import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator.js'
 
 const ORIGIN = 'https://app.example.com'
 const SESSION_PATH = '/api/agents/agent-session/'

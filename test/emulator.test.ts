@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { createOsharaEmulator, type EmulatorOptions, type OsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator, type EmulatorOptions, type OsharaEmulator } from '../lib/emulator.js'
 import { signToken, verifyToken } from '../lib/emulator/jwt.js'
 
 const ORIGIN = 'https://app.example.com'

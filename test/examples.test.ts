@@ -6,7 +6,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator/index.js'
+import { createOsharaEmulator, type OsharaEmulator } from '../lib/emulator.js'
 import { build as buildBasic } from '../examples/basic.js'
 import { build as buildAuth } from '../examples/auth-and-metadata.js'
 import { build as buildRedis } from '../examples/redis-limits.js'

@@ -26,6 +26,8 @@ t.test('ESM: default and named exports', async (t) => {
   t.same(Object.keys(emulator), ['createOsharaEmulator'])
   const testing = await import('fastify-oshara-voice/testing')
   t.same(Object.keys(testing).sort(), ['idempotencyStoreContract', 'quotaStoreContract', 'sessionStoreContract'])
+  const stores = await import('fastify-oshara-voice/stores')
+  t.same(Object.keys(stores), [], 'the stores entry has types only')
 })
 
 t.test('CJS: require gives the plugin itself, with the same named exports', async (t) => {
@@ -43,6 +45,7 @@ t.test('CJS: require gives the plugin itself, with the same named exports', asyn
   t.notOk(Object.keys(require.cache).some((file) => file.includes('/dist/cjs/testing/')), 'the main entry does not load the testing suite')
   t.equal(typeof require('fastify-oshara-voice/emulator').createOsharaEmulator, 'function')
   t.same(Object.keys(require('fastify-oshara-voice/testing')).sort(), ['idempotencyStoreContract', 'quotaStoreContract', 'sessionStoreContract'])
+  t.same(Object.keys(require('fastify-oshara-voice/stores')), [], 'the stores entry has types only')
   t.ok(new cjs.OsharaSessionLimitError('x') instanceof cjs.OsharaError)
 })
 
@@ -63,6 +66,17 @@ t.test('the built store contract passes the built MemorySessionStore', async (t)
   const { MemorySessionStore } = require('fastify-oshara-voice')
   const { sessionStoreContract } = require('fastify-oshara-voice/testing')
   for (const { name, run } of sessionStoreContract({ createStore: () => new MemorySessionStore() })) t.test(name, run)
+})
+
+t.test('every subpath in package.json exports has its shim for resolvers without exports, listed in files', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { exports: Record<string, unknown>, files: string[] }
+  const subpaths = Object.keys(pkg.exports).filter((subpath) => subpath !== '.' && subpath !== './package.json').map((subpath) => subpath.slice(2))
+  t.same(subpaths.sort(), ['emulator', 'stores', 'testing'])
+  for (const subpath of subpaths) {
+    const shim = JSON.parse(readFileSync(new URL(`../${subpath}/package.json`, import.meta.url), 'utf8')) as { main: string, types: string }
+    t.same(shim, { private: true, main: `../dist/cjs/${subpath}.js`, types: `../dist/cjs/${subpath}.d.ts` }, `${subpath}/package.json`)
+    t.ok(pkg.files.includes(`${subpath}/package.json`), `${subpath}/package.json is published`)
+  }
 })
 
 t.test('VERSION matches package.json (it is sent as the user-agent)', async (t) => {

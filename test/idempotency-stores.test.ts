@@ -5,7 +5,7 @@ import { MemoryIdempotentReplies } from '../lib/idempotency/memory-replies.js'
 import type { IdempotencyBeginRequest, IdempotencyBeginResult } from '../lib/idempotency/idempotency-store.js'
 import { MemorySessionStore } from '../lib/limits/memory-store.js'
 import { RedisSessionStore } from '../lib/limits/redis-store.js'
-import { idempotencyStoreContract, type IdempotencyStoreContractCase } from '../lib/testing/index.js'
+import { idempotencyStoreContract, type IdempotencyStoreContractCase } from '../lib/testing.js'
 import { clusterClient, redisClusterFor } from './helpers/redis-cluster.js'
 import { redisClient, redisServerFor, testPrefixes } from './helpers/redis-server.js'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { install, type Clock } from '@sinonjs/fake-timers'
 import { MemorySessionStore } from '../lib/limits/memory-store.js'
 import type { SlotRequest } from '../lib/limits/store.js'
-import { sessionStoreContract } from '../lib/testing/index.js'
+import { sessionStoreContract } from '../lib/testing.js'
 
 const LONG_MS = 60_000
 

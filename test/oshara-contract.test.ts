@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { request } from 'undici'
 import { createOsharaClient, type OsharaSessionSummary } from '../lib/index.js'
-import type { OsharaEmulator } from '../lib/emulator/index.js'
+import type { OsharaEmulator } from '../lib/emulator.js'
 import { API_KEY, failure, ORIGIN, startEmulator } from './helpers/emulator.js'
 
 // Oshara's documented answers (test/fixtures/oshara-api/, copied from the JSON blocks of its API

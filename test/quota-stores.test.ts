@@ -6,8 +6,9 @@ import { install, type Clock as FakeClock } from '@sinonjs/fake-timers'
 import { Redis } from 'ioredis'
 import { MemoryQuotaStore } from '../lib/quota/memory-quota-store.js'
 import { RedisQuotaStore } from '../lib/quota/redis-quota-store.js'
+import { OsharaInvalidOptionsError } from '../lib/errors.js'
 import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from '../lib/quota/quota-store.js'
-import { quotaStoreContract, type QuotaStoreContractCase, type QuotaStoreContractOptions } from '../lib/testing/index.js'
+import { quotaStoreContract, type QuotaStoreContractCase, type QuotaStoreContractOptions } from '../lib/testing.js'
 import { waitUntil } from './helpers/wait.js'
 import { definedCommands, redisClient, redisServerFor, testPrefixes, type RedisServer } from './helpers/redis-server.js'
 
@@ -27,10 +28,11 @@ const CASES = {
   record: 'record adds seconds and cost, and usage shows them',
   exact: 'sums stay exact integers: 100 parallel records, and amounts near 2^53',
   expires: 'a window\'s counts are forgotten ttlMs after they were counted',
+  refundKeepsExpiry: 'a refund does not keep the counts longer',
   extends: 'a longer ttlMs keeps the counts longer; a later, shorter one does not shorten it'
 } as const
 
-const EXPIRY_CASES = [CASES.expires, CASES.extends]
+const EXPIRY_CASES = [CASES.expires, CASES.refundKeepsExpiry, CASES.extends]
 
 function consumeRequest (key: string, budgets: QuotaBudgets = {}, ttlMs = LONG_MS, window = WINDOW): ConsumeRequest {
   return { key, window, ttlMs, budgets }
@@ -493,5 +495,23 @@ function defineRedisTests (t: Test, server: RedisServer, testPrefix: () => strin
       t.throws(() => new RedisQuotaStore({ client: redis, prefix: prefix as string }), /prefix" must be a non-empty string without \{ or \}/)
     }
     t.doesNotThrow(() => new RedisQuotaStore({ client: redis }), 'the default prefix')
+  })
+
+  t.test('bad constructor input, options left out included, throws the option error with its fix, never a TypeError', async (t) => {
+    const redis = await redisClient(t, server)
+    const bad: Array<[string, () => unknown, RegExp]> = [
+      ['no options', () => new (RedisQuotaStore as new (options?: unknown) => unknown)(), /Fix: pass new RedisQuotaStore\(\{ client: new Redis/],
+      ['the client itself instead of { client }', () => new RedisQuotaStore(redis as never), /Fix: pass new RedisQuotaStore\(\{ client: new Redis/],
+      ['a prefix with a brace', () => new RedisQuotaStore({ client: redis, prefix: 'a{b' }), /Fix: e\.g\. prefix: 'myapp:oshara:'/]
+    ]
+    for (const [what, build, fix] of bad) {
+      t.throws(build, { name: 'OsharaInvalidOptionsError', code: 'FST_OSHARA_INVALID_OPTIONS', message: fix }, what)
+      try {
+        build()
+      } catch (error) {
+        t.ok(error instanceof OsharaInvalidOptionsError && !(error instanceof TypeError), `${what}: the option error, not a TypeError`)
+        t.match((error as OsharaInvalidOptionsError).fix, /\S/, `${what}: carries the fix`)
+      }
+    }
   })
 }

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { RedisSessionStore } from '../lib/limits/redis-store.js'
-import { sessionStoreContract } from '../lib/testing/index.js'
+import { OsharaInvalidOptionsError } from '../lib/errors.js'
+import { sessionStoreContract } from '../lib/testing.js'
 import type { AcquireResult, ClaimResult, SlotRequest, TrackedSession } from '../lib/limits/store.js'
 import { waitUntil } from './helpers/wait.js'
 import { definedCommands, redisClient, redisServerFor, testPrefixes, type RedisServer } from './helpers/redis-server.js'
@@ -152,7 +153,7 @@ function defineTests (server: RedisServer, testPrefix: () => string): void {
     t.same(defined, [
       'osharaVoiceV2Acquire', 'osharaVoiceV2Bind', 'osharaVoiceV2Release', 'osharaVoiceV2ReleaseSession',
       'osharaVoiceV2Track', 'osharaVoiceV2ClaimDue', 'osharaVoiceV2Reschedule', 'osharaVoiceV2Untrack',
-      'osharaVoiceV2MarkEnded', 'osharaVoiceV2SessionsOf', 'osharaVoiceV2SessionState', 'osharaVoiceV1IdemBegin', 'osharaVoiceV1IdemComplete', 'osharaVoiceV1IdemAbandon'
+      'osharaVoiceV2MarkEnded', 'osharaVoiceV3SessionsOf', 'osharaVoiceV2SessionState', 'osharaVoiceV1IdemBegin', 'osharaVoiceV1IdemComplete', 'osharaVoiceV1IdemAbandon'
     ])
     t.equal((redis as unknown as Record<string, unknown>).osharaVoiceV2Acquire, acquire)
   })
@@ -426,5 +427,34 @@ function defineTests (server: RedisServer, testPrefix: () => string): void {
       t.throws(() => new RedisSessionStore({ client: redis, prefix: prefix as string }), /prefix" must be a non-empty string without \{ or \}/)
     }
     t.doesNotThrow(() => new RedisSessionStore({ client: redis }), 'the default prefix')
+  })
+
+  t.test('regression: sessionsOf lists a session bound to a second slot once, under that slot (it listed it for every slot that once held it)', async (t) => {
+    const { store } = await storeFor(t)
+    const first = await slotOf(store, request('ip-1'))
+    t.equal(await store.bind(first, 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true)
+    t.equal(await store.bind(await slotOf(store, request('ip-1')), 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true)
+    t.same(await store.sessionsOf('ip-1'), ['sess-1'], 'once, not once per slot')
+    t.equal(await store.releaseSession('sess-1'), true)
+    t.same(await store.sessionsOf('ip-1'), [], 'the first slot, still held, is not the session\'s')
+    await store.release(first)
+  })
+
+  t.test('bad constructor input, options left out included, throws the option error with its fix, never a TypeError', async (t) => {
+    const redis = await redisClient(t, server)
+    const bad: Array<[string, () => unknown, RegExp]> = [
+      ['no options', () => new (RedisSessionStore as new (options?: unknown) => unknown)(), /Fix: pass new RedisSessionStore\(\{ client: new Redis/],
+      ['the client itself instead of { client }', () => new RedisSessionStore(redis as never), /Fix: pass new RedisSessionStore\(\{ client: new Redis/],
+      ['a prefix with a brace', () => new RedisSessionStore({ client: redis, prefix: 'a{b' }), /Fix: e\.g\. prefix: 'myapp:oshara:'/]
+    ]
+    for (const [what, build, fix] of bad) {
+      t.throws(build, { name: 'OsharaInvalidOptionsError', code: 'FST_OSHARA_INVALID_OPTIONS', message: fix }, what)
+      try {
+        build()
+      } catch (error) {
+        t.ok(error instanceof OsharaInvalidOptionsError && !(error instanceof TypeError), `${what}: the option error, not a TypeError`)
+        t.match((error as OsharaInvalidOptionsError).fix, /\S/, `${what}: carries the fix`)
+      }
+    }
   })
 }

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import osharaVoice, { createOsharaClient, type OsharaVoiceOptions } from '../lib/index.js'
-import type { OsharaEmulator } from '../lib/emulator/index.js'
+import type { OsharaEmulator } from '../lib/emulator.js'
 import { logCapture } from './helpers/app.js'
 import { closedPort, ORIGIN, startEmulator } from './helpers/emulator.js'
 import { waitUntil } from './helpers/wait.js'

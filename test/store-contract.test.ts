@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { install } from '@sinonjs/fake-timers'
 import { MemorySessionStore } from '../lib/limits/memory-store.js'
 import { TRACKING_METHODS, type ClaimRequest, type ClaimResult, type RescheduleRequest, type SessionStore, type SlotRequest } from '../lib/limits/store.js'
-import { sessionStoreContract, type SessionStoreContractCase, type SessionStoreContractOptions } from '../lib/testing/index.js'
+import { sessionStoreContract, type SessionStoreContractCase, type SessionStoreContractOptions } from '../lib/testing.js'
 
 // The suite itself: it passes a correct store in real time (the built-in stores run it in their own
 // test files), and it fails stores that break the contract, so that it cannot pass vacuously.

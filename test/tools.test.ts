@@ -9,10 +9,10 @@ import osharaVoice, {
   OsharaToolRefusedError,
   type OsharaToolContext,
   type OsharaToolDefinition,
-  type OsharaVoiceOptions,
-  type SessionStore
+  type OsharaVoiceOptions
 } from '../lib/index.js'
-import type { OsharaEmulator } from '../lib/emulator/index.js'
+import type { SessionStore } from '../lib/stores.js'
+import type { OsharaEmulator } from '../lib/emulator.js'
 import { logCapture } from './helpers/app.js'
 import { API_KEY, ORIGIN, startEmulator } from './helpers/emulator.js'
 import { waitUntil } from './helpers/wait.js'

@@ -1,4 +1,4 @@
-import type { EmulatorApiKey, EmulatorFormResponse, EmulatorSession, EmulatorSessionSummary, EmulatorUsage } from './types.js'
+import type { EmulatorApiKey, EmulatorFormResponse, EmulatorSession, EmulatorSessionSummary, EmulatorUsage } from './emulator-types.js'
 import { jsonReply, type Reply } from './reply.js'
 import type { SessionBook } from './sessions.js'
 import { costUnits, formatCost } from './call-summaries.js'

@@ -1,4 +1,4 @@
-import type { EmulatorEndOptions, EmulatorSession, EmulatorSessionSummary, EmulatorTranscriptLine } from './types.js'
+import type { EmulatorEndOptions, EmulatorSession, EmulatorSessionSummary, EmulatorTranscriptLine } from './emulator-types.js'
 import { isPlainObject } from './session-body.js'
 
 /** Costs are kept in units of 1/10,000 USD: `estimated_cost_usd` has 4 decimals. */

@@ -1,4 +1,4 @@
-import type { EmulatorAppearance, EmulatorCharacter } from './types.js'
+import type { EmulatorAppearance, EmulatorCharacter } from './emulator-types.js'
 
 /** Names of the languages the emulator's characters usually offer; other codes are shown as given. */
 const LANGUAGE_NAMES: Record<string, [label: string, native: string]> = {

@@ -1,4 +1,4 @@
-import type { EmulatorFault, EmulatorFaultTarget } from './types.js'
+import type { EmulatorFault, EmulatorFaultTarget } from './emulator-types.js'
 import { jsonReply, type Reply } from './reply.js'
 
 // Enough JSON to look like the start of a session, then cut off.

@@ -1,4 +1,4 @@
-import type { RecordedRequest } from './types.js'
+import type { RecordedRequest } from './emulator-types.js'
 
 /** The recorded requests, and the `waitForRequest` calls waiting on them. */
 export class RequestLog {

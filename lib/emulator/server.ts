@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { EmulatorFault, EmulatorFaultTarget, EmulatorOptions, OsharaEmulator, RecordedRequest } from './types.js'
+import type { EmulatorFault, EmulatorFaultTarget, EmulatorOptions, OsharaEmulator, RecordedRequest } from './emulator-types.js'
 import { Billing, keyScopes } from './billing.js'
 import { FaultQueue, faultReply } from './faults.js'
 import { RequestLog } from './recorder.js'

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { EmulatorCharacter, EmulatorEndOptions, EmulatorOptions, EmulatorSession, EmulatorSessionSummary } from './types.js'
+import type { EmulatorCharacter, EmulatorEndOptions, EmulatorOptions, EmulatorSession, EmulatorSessionSummary } from './emulator-types.js'
 import { signToken } from './jwt.js'
 import { jsonReply, type Reply } from './reply.js'
 import { callDetails, elapsedSeconds, endOptionsError, summaryOf, type CallDetails, type FinalizedCall } from './call-summaries.js'

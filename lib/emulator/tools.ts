@@ -1,5 +1,5 @@
 import { request } from 'undici'
-import type { EmulatorSession, EmulatorToolCall, EmulatorToolReply } from './types.js'
+import type { EmulatorSession, EmulatorToolCall, EmulatorToolReply } from './emulator-types.js'
 
 /** Oshara's worker gives up on a tool after 10 s. */
 const TOOL_TIMEOUT_MS = 10_000

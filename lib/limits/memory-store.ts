@@ -251,7 +251,6 @@ export class MemorySessionStore implements SessionStore, TrackingStore, Idempote
     return sessionIds
   }
 
-  /** Writes a fresh entry for the session, replacing one it had. */
   async beginIdempotent (request: IdempotencyBeginRequest): Promise<IdempotencyBeginResult> {
     return await this.#replies.beginIdempotent(request)
   }
@@ -264,6 +263,7 @@ export class MemorySessionStore implements SessionStore, TrackingStore, Idempote
     return await this.#replies.abandonIdempotent(key, attempt)
   }
 
+  /** Writes a fresh entry for the session, replacing one it had. */
   #startTracking (sessionId: string, key: string | undefined, { firstCheckMs, quotaKey }: TrackRequest, now: number): void {
     const previous = this.#entries.get(sessionId)
     if (previous !== undefined) this.#due.remove(previous)

@@ -6,8 +6,6 @@ import { scriptedClient, type RedisScriptingClient, type ScriptedClient } from '
 import { IDEMPOTENCY_SCRIPTS } from '../idempotency/redis-scripts.js'
 import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
 
-export type { RedisScriptingClient } from './redis-client.js'
-
 export interface RedisSessionStoreOptions {
   /** An ioredis `Redis` or `Cluster` client. You own it: the store never connects, quits or reconfigures it. */
   client: RedisScriptingClient
@@ -267,12 +265,16 @@ if not leased then schedule(session_id, entry_key, math.min(due, now), now) end
 return 1
 `
 
-// KEYS: global set, the key's set. Returns the tracked session ids bound to the key's live slots.
+// KEYS: global set, the key's set. Returns the tracked session ids bound to the key's live slots. A slot
+// whose session was bound to another slot since still names it, but is no longer that session's.
 const SESSIONS_OF = `${LUA_HELPERS}
 local sessions = {}
 for _, slot_id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now_ms(), '+inf')) do
   local session_id = redis.call('HGET', names .. 'slot:' .. slot_id, 'session')
-  if session_id and redis.call('EXISTS', track_key(session_id)) == 1 then sessions[#sessions + 1] = session_id end
+  if session_id and redis.call('GET', names .. 'session:' .. session_id) == slot_id
+    and redis.call('EXISTS', track_key(session_id)) == 1 then
+    sessions[#sessions + 1] = session_id
+  end
 end
 return sessions
 `
@@ -301,7 +303,7 @@ const SCRIPTS = {
   osharaVoiceV2Reschedule: { numberOfKeys: 2, lua: RESCHEDULE },
   osharaVoiceV2Untrack: { numberOfKeys: 2, lua: UNTRACK },
   osharaVoiceV2MarkEnded: { numberOfKeys: 2, lua: MARK_ENDED },
-  osharaVoiceV2SessionsOf: { numberOfKeys: 2, lua: SESSIONS_OF },
+  osharaVoiceV3SessionsOf: { numberOfKeys: 2, lua: SESSIONS_OF },
   osharaVoiceV2SessionState: { numberOfKeys: 2, lua: SESSION_STATE }
 } as const
 
@@ -340,7 +342,8 @@ export class RedisSessionStore implements SessionStore, TrackingStore, Idempoten
   readonly #idPrefix = randomBytes(6).toString('base64url')
   #lastId = 0
 
-  constructor ({ client, prefix = 'oshara:' }: RedisSessionStoreOptions) {
+  constructor (options: RedisSessionStoreOptions) {
+    const { client, prefix = 'oshara:' } = options ?? {}
     this.#client = scriptedClient('RedisSessionStore', client, prefix, SCRIPTS)
     this.#replies = scriptedClient('RedisSessionStore', client, prefix, IDEMPOTENCY_SCRIPTS)
     this.#names = `{${prefix}}`
@@ -405,7 +408,7 @@ export class RedisSessionStore implements SessionStore, TrackingStore, Idempoten
   }
 
   async sessionsOf (key: string): Promise<string[]> {
-    return await this.#client.osharaVoiceV2SessionsOf(this.#global, `${this.#names}key:${key}`) as string[]
+    return await this.#client.osharaVoiceV3SessionsOf(this.#global, `${this.#names}key:${key}`) as string[]
   }
 
   async beginIdempotent ({ key, fingerprint, attempt, pendingMs }: IdempotencyBeginRequest): Promise<IdempotencyBeginResult> {

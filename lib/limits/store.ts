@@ -1,14 +1,4 @@
-/**
- * The contract between the concurrent-session limiter and where its slots live. Implement it
- * to back the limiter with another database; `MemorySessionStore` and `RedisSessionStore` are
- * the two built in. Every method must be atomic with respect to concurrent callers, also
- * across processes for a shared store.
- *
- * A slot's life: `acquire` reserves it before the upstream call (expiring after `pendingMs`
- * if nothing follows), `bind` ties it to the minted `session_id` and sets its expiry to
- * `holdMs` from now, `release` frees it when minting failed, `releaseSession` frees it when
- * the call ends. An expired slot counts for nothing and must be forgotten by the store itself.
- */
+/** What `SessionStore.acquire` asks for. */
 export interface SlotRequest {
   /** The limiter key (by default the client IP). */
   key: string
@@ -41,6 +31,52 @@ export interface SessionState {
   ended: boolean
 }
 
+/**
+ * The contract between the concurrent-session limiter and where its slots live. Implement it
+ * to back the limiter with another database (`MemorySessionStore` and `RedisSessionStore` are the
+ * two built in), and check it with `sessionStoreContract` (`fastify-oshara-voice/testing`). Every
+ * method must be atomic with respect to concurrent callers, also across processes for a shared
+ * store. Durations are milliseconds on the store's own clock.
+ *
+ * A slot, by its id, is in one of three states:
+ * - **free**: never acquired, released, or expired. It counts for nothing, and the store forgets
+ *   it by itself;
+ * - **pending**: acquired, not bound to a session; it expires `pendingMs` after `acquire`;
+ * - **bound** to a session S: it expires `holdMs` after its last `bind`. A session is bound to one
+ *   slot at most: binding S to another slot unbinds it from this one, which stays held (bound to
+ *   nothing) until it expires or is released by its id.
+ *
+ * Pending and bound slots are held: each counts toward its key's `concurrency` and toward `global`.
+ *
+ * | call | free | pending | bound to S | answers | cases |
+ * | --- | --- | --- | --- | --- | --- |
+ * | `acquire(request)` | a new pending slot for `request.key`, with an id never used before, when the key holds fewer than `concurrency` slots and all keys fewer than `global` (no cap when undefined); else nothing changes | — | — | `{ ok: true, slotId }`; else `{ ok: false, scope, retryAfterMs }`: `scope` is `'key'` when the key is full (also when both are), else `'global'`; `retryAfterMs` is the time until that scope's first held slot expires, 0 when it holds none | S1 S2 S3 S4 S5 S6 S7 S16 |
+ * | `bind(slotId, T, holdMs)` | nothing | bound to T, expiring `holdMs` from now | bound to T instead of S (S holds no slot then), expiring `holdMs` from now | true when the slot was held, false when free | S8 S9 S10 S17 |
+ * | `release(slotId)` | nothing | free | free, S unbound | nothing | S11 |
+ * | `releaseSession(S, key?)` | — | — | free, when `key` is left out or is the slot's key; else nothing | true when a slot was freed; false when none is bound to S or `key` does not hold it | S12 S17 |
+ * | time passes | — | free `pendingMs` after `acquire`; a late `bind` answers false | free `holdMs` after `bind` | — | S13 S14 S15 |
+ * | `sessionState(S)` (optional, read only; see also `TrackingStore`) | — | — | `{ key, ended: false }`, `key` the slot's | `undefined` when no held slot is bound to S and S is not tracked | S18 |
+ *
+ * Cases of `sessionStoreContract`:
+ * - S1: "acquire grants up to concurrency slots per key, pending and bound alike"
+ * - S2: "each key has its own limit"
+ * - S3: "50 parallel acquires for one key with concurrency 3: exactly 3 get a slot"
+ * - S4: "the global cap counts slots of every key: 100 parallel acquires, global 5, exactly 5 slots"
+ * - S5: "the key limit is reported before the global one"
+ * - S6: "retryAfterMs is the time until the limiting scope frees its first slot"
+ * - S7: "a limit of 0 refuses with retryAfterMs 0"
+ * - S8: "bind ties the slot to its session and moves its expiry to holdMs from now"
+ * - S9: "binding again moves the slot to the new session"
+ * - S10: "a late bind does not bring a released or unknown slot back"
+ * - S11: "release frees a slot, with its session; twice or with an unknown id it changes nothing"
+ * - S12: "releaseSession frees the bound slot; with a key, only for the key that holds it"
+ * - S13: "a pending slot expires after pendingMs; a late bind then fails"
+ * - S14: "a bound slot expires after holdMs, not pendingMs"
+ * - S15: "expired slots stop counting toward the global cap"
+ * - S16: "slot ids are unique, also after release"
+ * - S17: "a session bound to a second slot leaves the first, which stays held until it is released by id"
+ * - S18: "sessionState (optional): a bound session has its slot's key; a pending, freed or unknown one is undefined"
+ */
 export interface SessionStore {
   /** Reserve a slot for `key`, or say which limit is full and when it frees. */
   acquire (request: SlotRequest): Promise<AcquireResult>
@@ -69,29 +105,7 @@ export interface SessionStore {
   sessionState? (sessionId: string): Promise<SessionState | undefined>
 }
 
-/**
- * Session tracking (on when `apiKey` is set and `limits` or `onSessionEnd` is): every minted
- * session is remembered until Oshara reports it finalized, so its slot is held until the call
- * really ends and `onSessionEnd` is delivered once. A store that implements these methods can
- * back tracking; the built-in stores do. All times are the store's own clock (for Redis, the
- * server's), given as durations, so instances with skewed clocks agree.
- *
- * An entry's life: `bind(..., track)` (or `track` for a session without a slot) writes it, due
- * `firstCheckMs` from now. A tracker `claimDue`s entries that are due: each claimed entry is
- * leased to that tracker (`owner`) for `leaseMs`, and becomes due again when the lease ends, so
- * another instance takes over the sessions of one that died. The owner then either
- * `reschedule`s it (not finalized yet, or a failed delivery), or `untrack`s it (delivered, or
- * given up). `reschedule(..., { ended: true })` and `markEnded` free the session's slot at once,
- * in the same atomic step. `releaseSession` (the browser's `DELETE`) frees the slot but keeps
- * tracking the session, so `onSessionEnd` still comes. A tracked session's slot expires after
- * the `holdMs` given to `bind` (the tracking's `maxTrackMs`), as any slot does.
- *
- * An entry is due once its due time is now or past (`firstCheckMs: 0` is due at once). It is
- * leased from a claim until its owner reschedules it or the lease ends; its owner, the tracker
- * that claimed it last, may `reschedule` or `untrack` it until another tracker claims it (also
- * after its own reschedule, or once its lease ran out). Tracking a tracked session again starts
- * its entry afresh. `sessionStoreContract` (`fastify-oshara-voice/testing`) checks all of this.
- */
+/** What `TrackingStore.track`, and `bind` with tracking, ask for. */
 export interface TrackRequest {
   /** When the first lookup is due, from now. */
   firstCheckMs: number
@@ -147,7 +161,67 @@ export interface RescheduleRequest {
   deliveries?: number
 }
 
-/** The methods a store needs for session tracking, on top of `SessionStore`. */
+/**
+ * The methods a store needs for session tracking, on top of `SessionStore`. Tracking (on when
+ * `apiKey` is set and `limits` or `onSessionEnd` is) remembers every minted session until Oshara
+ * reports it finalized, so that its slot is held until the call really ends and `onSessionEnd` is
+ * delivered once. The built-in stores implement it; `sessionStoreContract` checks it (its cases
+ * named `tracking: ...`). Every method is atomic, as for `SessionStore`; times are durations on the
+ * store's own clock (for Redis, the server's), so instances with skewed clocks agree.
+ *
+ * An entry, by session id, is in one of three states:
+ * - **untracked**: never tracked, or untracked;
+ * - **scheduled**: due at a time (claimable once that time is now or past; `firstCheckMs: 0` is due
+ *   at once);
+ * - **leased** to an owner (a tracker, one per app instance and registration): claimed, and not
+ *   rescheduled since; it becomes due again when the lease ends, so another tracker takes over the
+ *   sessions of one that died.
+ * An entry carries its `key` (the limiter key its slot had, kept once the slot is freed), `quotaKey`,
+ * age, `checks`, `ended`, `deliveries`, and its owner: the tracker that claimed it last, which may
+ * `reschedule` or `untrack` it until another tracker claims it (also after its own reschedule, or
+ * once its lease ran out). Its slot, if it has one, follows `SessionStore`: only the calls below
+ * that say so free it, and it still expires after the `holdMs` given to `bind` (the tracking's
+ * `maxTrackMs`).
+ *
+ * | call | untracked | scheduled | leased to O | answers | cases |
+ * | --- | --- | --- | --- | --- | --- |
+ * | `bind(slotId, S, holdMs, track)` | when the bind succeeds, in the same atomic step: scheduled afresh, due `firstCheckMs` from now, `key` the slot's, `quotaKey` as given, `checks` 0, not ended, `deliveries` 0, no owner | same: afresh | same: afresh | as `SessionStore.bind`; a bind that fails, or one without `track`, tracks nothing | T2 T3 T17 T18 |
+ * | `track(S, request)` | scheduled afresh, as for `bind`, `key` = `request.key` | same: afresh | same: afresh | nothing | T16 T17 T18 |
+ * | `claimDue({ owner, leaseMs, limit })` | — | when due: leased to `owner` for `leaseMs`; at most `limit` entries, earliest due first, each claimed by one call only | when its lease has ended: leased to `owner` (a takeover) | the claimed entries; `nextDueMs`: the time until the next entry this call did not claim is due (a leased one: when its lease ends), 0 when one is due already, undefined when there is none | T4 T5 T6 T19 |
+ * | `reschedule(S, O, request)` | nothing | owner O: scheduled, due `delayMs` from now, `checks` and `deliveries` set when given; `ended: true` marks it ended and frees its slot; `ended: false` or none leaves `ended` as it is. Another owner, or none: nothing | owner O: as when scheduled; another: nothing | true when O is the owner; else false | T7 T8 T9 T10 T21 T23 |
+ * | `untrack(S, owner?)` | nothing; a slot bound to S stays held | untracked, its slot freed; with `owner`, only when that is its owner | same | true when an entry was removed | T11 T20 T21 T22 T24 |
+ * | `markEnded(S)` | nothing; a slot bound to S stays held | not ended: ended, its slot freed, due now if it was due later; ended: nothing | not ended: ended, its slot freed, still leased; ended: nothing | true when tracked | T10 T12 T22 |
+ * | `releaseSession(S)` (of `SessionStore`) | as `SessionStore` | its slot freed; the entry unchanged, `onSessionEnd` still comes | same | as `SessionStore` | T14 |
+ * | its slot expires | — | the entry unchanged | same | — | T15 |
+ * | `sessionsOf(key)` (read only) | — | listed once when S is bound to a held slot of `key` | same | the session ids, in no particular order | T13 T20 |
+ * | `sessionState(S)` (optional, read only) | as `SessionStore` | `{ key, ended }`: the key of its held slot, else the entry's | same | — | T1 |
+ *
+ * Cases of `sessionStoreContract`:
+ * - T1: "tracking: sessionState (optional) knows a tracked session until it is untracked, and whether it ended"
+ * - T2: "tracking: bind with track holds the slot and makes the session due after firstCheckMs, not before"
+ * - T3: "tracking: bind without track, or a bind that fails, tracks nothing"
+ * - T4: "tracking: a claim leases its entries: no other owner claims them until the lease ends, then one takes them over"
+ * - T5: "tracking: claimDue claims at most limit entries, earliest due first"
+ * - T6: "tracking: nextDueMs is the time until the next entry not claimed is due, undefined when nothing is"
+ * - T7: "tracking: the owner reschedules an entry: due again after delayMs, with checks and deliveries set"
+ * - T8: "tracking: only the owner, the tracker that claimed the entry last, reschedules it"
+ * - T9: "tracking: reschedule with ended frees the slot at once; the entry stays, claimable with ended true"
+ * - T10: "tracking: the owner ends an entry, delivers it and untracks it; markEnded meanwhile changes nothing"
+ * - T11: "tracking: untrack removes the entry and frees its slot; with an owner, only by the tracker that claimed it last"
+ * - T12: "tracking: markEnded frees the slot, marks the session ended and makes it due now unless leased"
+ * - T13: "tracking: sessionsOf lists the tracked sessions whose slots a key holds"
+ * - T14: "tracking: releaseSession frees the slot and keeps tracking the session"
+ * - T15: "tracking: a tracked session's slot still expires after holdMs; the entry stays"
+ * - T16: "tracking: track starts tracking a session that holds no slot, without a key"
+ * - T17: "tracking: tracking a tracked session again starts its entry afresh: counts, owner and schedule"
+ * - T18: "tracking: the quota key given to bind or track comes back with every claim, beside the limiter key"
+ * - T19: "tracking: 200 parallel claims by 4 owners claim each due entry exactly once"
+ * - T20: "tracking: sessionsOf lists a session once, under the slot it was bound to last"
+ * - T21: "tracking: the owner may still reschedule or untrack its entry once its lease ran out, until another tracker claims it"
+ * - T22: "tracking: untrack or markEnded of a bound session that is not tracked changes nothing: its slot stays held"
+ * - T23: "tracking: reschedule with ended false leaves ended as it is"
+ * - T24: "tracking: nothing is left after untrack, whatever state the entries were in"
+ */
 export interface TrackingStore {
   /**
    * As `SessionStore.bind`, and in the same atomic step, start tracking the session for the

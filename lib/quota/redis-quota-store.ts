@@ -94,7 +94,8 @@ export class RedisQuotaStore implements QuotaStore {
   readonly #client: ScriptedClient<typeof SCRIPTS>
   readonly #names: string
 
-  constructor ({ client, prefix = 'oshara:' }: RedisQuotaStoreOptions) {
+  constructor (options: RedisQuotaStoreOptions) {
+    const { client, prefix = 'oshara:' } = options ?? {}
     this.#client = scriptedClient('RedisQuotaStore', client, prefix, SCRIPTS)
     this.#names = `{${prefix}}quota:`
   }

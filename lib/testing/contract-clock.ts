@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { MaybePromise } from '../maybe-promise.js'
 
 // Time for the store contracts: the caller's clock moved by `advance`, or real time polled with a deadline.
 
@@ -14,7 +15,7 @@ export const DEFAULT_EXPIRY_TIMEOUT_MS = 10_000
 // Captured at load, so that fake timers installed later do not stop real-time waits.
 const realNow = performance.now.bind(performance)
 
-export type Advance = (ms: number) => void | Promise<void>
+export type Advance = (ms: number) => MaybePromise<void>
 
 /** Time as the cases see it: the caller's clock moved by `advance`, or real time. */
 export class Clock {
@@ -94,8 +95,8 @@ export async function pollUntil (h: Harness<unknown>, due: number, done: () => P
 }
 
 export interface ContractRunOptions<Store> {
-  createStore: () => Store | Promise<Store>
-  cleanup?: ((store: Store) => void | Promise<void>) | undefined
+  createStore: () => MaybePromise<Store>
+  cleanup?: ((store: Store) => MaybePromise<void>) | undefined
   advance?: Advance | undefined
   expiryTimeoutMs?: number | undefined
 }

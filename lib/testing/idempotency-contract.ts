@@ -1,17 +1,18 @@
 import assert from 'node:assert/strict'
 import type { IdempotencyBeginRequest, IdempotencyBeginResult, IdempotencyStore } from '../idempotency/idempotency-store.js'
 import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
+import type { MaybePromise } from '../maybe-promise.js'
 
 export interface IdempotencyStoreContractOptions<Store extends IdempotencyStore = IdempotencyStore> {
   /** A fresh, empty store; called once at the start of every case. */
-  createStore: () => Store | Promise<Store>
+  createStore: () => MaybePromise<Store>
   /** Called after every case, passed or failed, with the store it used (close a client, delete keys). */
-  cleanup?: ((store: Store) => void | Promise<void>) | undefined
+  cleanup?: ((store: Store) => MaybePromise<void>) | undefined
   /**
    * Moves the store's clock forward by `ms`, for a store whose time the caller controls (fake timers
    * faking `performance.now()` or `Date`). Without it, the expiry cases wait in real time, polling.
    */
-  advance?: ((ms: number) => void | Promise<void>) | undefined
+  advance?: ((ms: number) => MaybePromise<void>) | undefined
   /** How long past its `pendingMs` or `ttlMs` an entry may take to be forgotten before the case fails. Default 10 000 ms. */
   expiryTimeoutMs?: number | undefined
 }

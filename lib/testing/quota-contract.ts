@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict'
 import type { ConsumeRequest, ConsumeResult, QuotaBudgets, QuotaStore, QuotaUsage } from '../quota/quota-store.js'
 import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, POLL_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
+import type { MaybePromise } from '../maybe-promise.js'
 
 export interface QuotaStoreContractOptions<Store extends QuotaStore = QuotaStore> {
   /** A fresh, empty store; called once at the start of every case. */
-  createStore: () => Store | Promise<Store>
+  createStore: () => MaybePromise<Store>
   /** Called after every case, passed or failed, with the store it used (close a client, delete keys). */
-  cleanup?: ((store: Store) => void | Promise<void>) | undefined
+  cleanup?: ((store: Store) => MaybePromise<void>) | undefined
   /**
    * Moves the store's clock forward by `ms`, for a store whose time the caller controls (fake timers
    * faking `performance.now()` or `Date`). Without it, the expiry cases wait in real time: they poll
    * until the counts are gone, which takes about half a second per case.
    */
-  advance?: ((ms: number) => void | Promise<void>) | undefined
+  advance?: ((ms: number) => MaybePromise<void>) | undefined
   /** How long past its `ttlMs` a window's counts may take to be forgotten before the case fails. Default 10 000 ms. */
   expiryTimeoutMs?: number | undefined
 }
@@ -228,6 +229,16 @@ const CASES: Record<string, Body<QuotaStore>> = {
     await assertForgotten(h, 'user-1', since, TTL_MS, counts, 'the window\'s counts')
     assertUsage(await consumed(store, consumeRequest('user-1', { sessions: 1 }), 'consume after expiry'), { ...ZERO, sessions: 1 }, 'counting starts afresh')
     await assertUsageOf(store, 'user-2', WINDOW, { ...ZERO, sessions: 1 }, 'the key kept long')
+  },
+
+  async 'a refund does not keep the counts longer' (h) {
+    const { store, clock } = h
+    const since = clock.now()
+    await consumed(store, consumeRequest('user-1', {}, { ttlMs: TTL_MS }), 'consume 1')
+    await consumed(store, consumeRequest('user-1', {}, { ttlMs: TTL_MS }), 'consume 2')
+    await clock.pass(TTL_MS / 2)
+    await store.refund('user-1', WINDOW)
+    await assertForgotten(h, 'user-1', since, TTL_MS, { ...ZERO, sessions: 1 }, 'the counts, refunded halfway')
   },
 
   async 'a longer ttlMs keeps the counts longer; a later, shorter one does not shorten it' (h) {

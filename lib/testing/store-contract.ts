@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict'
 import { TRACKING_METHODS, type AcquireResult, type ClaimResult, type SessionStore, type SlotRequest, type TrackedSession, type TrackingSessionStore } from '../limits/store.js'
 import { checkJustBefore, CLOCK_SLACK_MS, contractCases, LONG_MS, POLL_MS, pollUntil, type Body, type Harness } from './contract-clock.js'
+import type { MaybePromise } from '../maybe-promise.js'
 
 export interface SessionStoreContractOptions<Store extends SessionStore = SessionStore> {
   /** A fresh, empty store; called once at the start of every case. */
-  createStore: () => Store | Promise<Store>
+  createStore: () => MaybePromise<Store>
   /** Called after every case, passed or failed, with the store it used (close a client, delete keys). */
-  cleanup?: ((store: Store) => void | Promise<void>) | undefined
+  cleanup?: ((store: Store) => MaybePromise<void>) | undefined
   /**
    * Moves the store's clock forward by `ms`, for a store whose time the caller controls (fake timers
    * faking `performance.now()` or `Date`). Without it, the expiry cases wait in real time: they poll
    * until the slot frees, which takes about half a second per case.
    */
-  advance?: ((ms: number) => void | Promise<void>) | undefined
+  advance?: ((ms: number) => MaybePromise<void>) | undefined
   /**
    * How long past its `pendingMs` or `holdMs` a slot may take to free, and a tracked session to become
    * due after its `firstCheckMs`, `delayMs` or lease, before the case fails. Default 10 000 ms.
@@ -274,6 +275,21 @@ const CASES: Record<string, Body<SessionStore>> = {
     for (const slotId of ids.slice(0, 10)) await store.release(slotId)
     for (let i = 0; i < 10; i++) ids.push(await slotOf(store, request(`ip-${i % 4}`, { concurrency: 10 })))
     assert.equal(new Set(ids).size, ids.length, `${ids.length} acquires, ${new Set(ids).size} distinct ids`)
+  },
+
+  async 'a session bound to a second slot leaves the first, which stays held until it is released by id' ({ store }) {
+    const first = request('ip-1', { concurrency: 1 })
+    const second = request('ip-2', { concurrency: 1 })
+    const firstSlot = await slotOf(store, first)
+    assert.equal(await store.bind(firstSlot, 'sess-1', LONG_MS), true, 'bind the first slot')
+    assert.equal(await store.bind(await slotOf(store, second), 'sess-1', LONG_MS), true, 'bind the same session to a second slot')
+    assert.equal(await store.releaseSession('sess-1', 'ip-1'), false, 'the first slot\'s key no longer holds the session')
+    assert.equal(await store.releaseSession('sess-1'), true, 'releaseSession frees the second slot')
+    await assertFree(store, second, 'the second slot')
+    assert.equal(await store.releaseSession('sess-1'), false, 'a second releaseSession frees nothing')
+    refusedWithin(await store.acquire(first), 'key', LONG_MS, 'the first slot is still held')
+    await store.release(firstSlot)
+    await assertFree(store, first, 'the first slot, released by id')
   },
 
   async 'sessionState (optional): a bound session has its slot\'s key; a pending, freed or unknown one is undefined' ({ store }) {
@@ -703,6 +719,58 @@ const TRACKING_CASES: Record<string, TrackingBody> = {
     await assertNothingTracked(store, 'after untrack')
     assert.deepEqual(await store.sessionsOf('ip-1'), [], 'no key holds a tracked session')
     await assertFree(store, request('ip-1', { concurrency: 1 }), 'untrack freed the slots')
+  },
+
+  async 'tracking: sessionsOf lists a session once, under the slot it was bound to last' ({ store }) {
+    const key = request('ip-1')
+    const firstSlot = await slotOf(store, key)
+    assert.equal(await store.bind(firstSlot, 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true, 'bind with track')
+    assert.equal(await store.bind(await slotOf(store, key), 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true, 'bind the session to a second slot of the key')
+    assert.deepEqual(await store.sessionsOf('ip-1'), ['sess-1'], 'listed once')
+    assert.equal(await store.bind(await slotOf(store, request('ip-2')), 'sess-1', LONG_MS, { firstCheckMs: LONG_MS }), true, 'bind it to a slot of another key')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'ip-1 holds slots the session left')
+    assert.deepEqual(await store.sessionsOf('ip-2'), ['sess-1'], 'ip-2 holds its slot')
+    assert.equal(await store.releaseSession('sess-1'), true, 'releaseSession')
+    assert.deepEqual(await store.sessionsOf('ip-2'), [], 'ip-2 after releaseSession')
+    assert.deepEqual(await store.sessionsOf('ip-1'), [], 'ip-1 after releaseSession')
+    await store.release(firstSlot)
+  },
+
+  async 'tracking: the owner may still reschedule or untrack its entry once its lease ran out, until another tracker claims it' (h) {
+    const { store, clock } = h
+    await bindTracked(store, 'sess-1', request('ip-1'))
+    await bindTracked(store, 'sess-2', request('ip-1'))
+    assert.deepEqual(idsOf((await claim(store, OWNER_A, LEASE_MS)).sessions).sort(), ['sess-1', 'sess-2'], 'owner A claims both')
+    // Taken after the claim: the lease has surely ended LEASE_MS later.
+    await passUntilDue(h, clock.now(), LEASE_MS)
+    const rescheduled = clock.now()
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: LONG_MS, checks: 1 }), true, 'reschedule after the lease ran out')
+    assert.equal(await store.untrack('sess-2', OWNER_A), true, 'untrack after the lease ran out')
+    const left = await assertNothingDue(store, OWNER_B, 'the rescheduled entry waits for its delayMs')
+    assertNextDue(h, left, rescheduled, LONG_MS, 'the rescheduled entry')
+  },
+
+  async 'tracking: untrack or markEnded of a bound session that is not tracked changes nothing: its slot stays held' ({ store }) {
+    const key = request('ip-1', { concurrency: 1 })
+    assert.equal(await store.bind(await slotOf(store, key), 'sess-1', LONG_MS), true, 'bind without track')
+    assert.equal(await store.untrack('sess-1'), false, 'untrack')
+    assert.equal(await store.untrack('sess-1', OWNER_A), false, 'untrack with an owner')
+    assert.equal(await store.markEnded('sess-1'), false, 'markEnded')
+    refusedWithin(await store.acquire(key), 'key', LONG_MS, 'the slot is still held')
+    assert.equal(await store.releaseSession('sess-1'), true, 'the session still holds it')
+  },
+
+  async 'tracking: reschedule with ended false leaves ended as it is' ({ store }) {
+    await bindTracked(store, 'sess-1', request('ip-1'))
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'claim')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, ended: false }), true, 'ended false on a running entry')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'still running'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: false, deliveries: 0 }, 'not ended')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, ended: true }), true, 'ended')
+    onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'claim the ended entry')
+    assert.equal(await store.reschedule('sess-1', OWNER_A, { delayMs: 0, ended: false }), true, 'ended false on an ended entry')
+    assertEntry(onlySession((await claim(store, OWNER_A)).sessions, 'sess-1', 'still ended'),
+      { sessionId: 'sess-1', key: 'ip-1', checks: 0, ended: true, deliveries: 0 }, 'an ended entry stays ended')
   },
 
   async 'tracking: nothing is left after untrack, whatever state the entries were in' ({ store }) {

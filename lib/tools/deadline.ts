@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { failure } from '../errors.js'
+import type { MaybePromise } from '../maybe-promise.js'
 
 /** What `runWithDeadline` resolves to when the deadline passed first. */
 export const TIMED_OUT = Symbol('tool deadline passed')
@@ -9,7 +10,7 @@ export const TIMED_OUT = Symbol('tool deadline passed')
  * Resolves to what `run` returned, or to `TIMED_OUT` as soon as the signal aborts, whatever `run`
  * does then; rejects with what `run` threw before that.
  */
-export async function runWithDeadline<T> (run: (signal: AbortSignal) => T | Promise<T>, timeoutMs: number): Promise<T | typeof TIMED_OUT> {
+export async function runWithDeadline<T> (run: (signal: AbortSignal) => MaybePromise<T>, timeoutMs: number): Promise<T | typeof TIMED_OUT> {
   const controller = new AbortController()
   const timer = setTimeout(() => { controller.abort(failure('FST_OSHARA_TOOL_TIMEOUT', 'signal-aborted', { words: { timeoutMs } })) }, timeoutMs)
   const expired = once(controller.signal, 'abort').then((): typeof TIMED_OUT => TIMED_OUT)

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import osharaVoice, { type OsharaInvalidOptionsError, type OsharaVoiceOptions } from '../../lib/index.js'
-import type { OsharaEmulator } from '../../lib/emulator/index.js'
+import type { OsharaEmulator } from '../../lib/emulator.js'
 import { ORIGIN } from './emulator.js'
 
 /**

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net'
 import type { Test } from 'tap'
-import { createOsharaEmulator } from '../../lib/emulator/index.js'
-import type { EmulatorOptions, OsharaEmulator } from '../../lib/emulator/index.js'
+import { createOsharaEmulator } from '../../lib/emulator.js'
+import type { EmulatorOptions, OsharaEmulator } from '../../lib/emulator.js'
 import { OsharaError } from '../../lib/errors.js'
 
 export const ORIGIN = 'https://app.example.com'

@@ -1,8 +1,6 @@
 import { Cluster } from 'ioredis'
 import { expect, test } from 'tstyche'
 import {
-  type IdempotencyBeginResult,
-  type IdempotencyStore,
   MemorySessionStore,
   OsharaError,
   type OsharaErrorCode,
@@ -15,6 +13,7 @@ import {
   RedisQuotaStore,
   RedisSessionStore
 } from 'fastify-oshara-voice'
+import type { IdempotencyBeginResult, IdempotencyStore } from 'fastify-oshara-voice/stores'
 import { idempotencyStoreContract, type IdempotencyStoreContractCase } from 'fastify-oshara-voice/testing'
 
 const base = { origin: 'https://a.example', agent: 'a' }

@@ -18,9 +18,9 @@ import osharaVoice, {
   type OsharaSession,
   type OsharaSessionSummary,
   type OsharaVoiceOptions,
-  type SessionRequest,
-  type SessionStore
+  type SessionRequest
 } from 'fastify-oshara-voice'
+import type { SessionStore } from 'fastify-oshara-voice/stores'
 import { createOsharaEmulator, type OsharaEmulator } from 'fastify-oshara-voice/emulator'
 
 test('plugin options', () => {

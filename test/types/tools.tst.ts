@@ -8,10 +8,9 @@ import {
   type OsharaToolMessage,
   type OsharaToolOutcome,
   type OsharaToolsOptions,
-  type OsharaVoiceOptions,
-  type SessionState,
-  type SessionStore
+  type OsharaVoiceOptions
 } from 'fastify-oshara-voice'
+import type { SessionState, SessionStore } from 'fastify-oshara-voice/stores'
 import type { EmulatorToolReply, OsharaEmulator } from 'fastify-oshara-voice/emulator'
 
 test('the tools option', () => {

@@ -1,2 +1,0 @@
-export { createOsharaEmulator } from './server.js'
-export type * from './types.js'
