@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preParsingHookHandler, preValidationHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { callbackFailure } from '../app-callback.js'
@@ -21,45 +21,26 @@ const validateWithoutCoercion = TypeBoxValidatorCompiler as FastifySchemaCompile
 
 type RequestWithSignal = FastifyRequest & { [kDisconnect]: AbortSignal | null }
 
-type RouteHooks = PluginConfig['routeOptions']
-
-/** Route hooks given by the user come after ours (`first`) or before ours (`last`). */
-function around<T> (theirs: T | T[] | undefined, first: T | undefined, last: T | undefined): T[] {
-  const list = theirs === undefined ? [] : Array.isArray(theirs) ? [...theirs] : [theirs]
-  if (first !== undefined) list.unshift(first)
-  if (last !== undefined) list.push(last)
-  return list
+/** The app's hooks of one stage, as a list our own hook can join. */
+function listOf<T> (hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
 }
 
 /**
  * `Content-Type: application/json` with no body is what many fetch wrappers send. Fastify's
- * JSON parser refuses it; for these two routes only, an empty body is simply no body.
+ * JSON parser refuses it; in the plugin's own context (its two routes only), an empty body is
+ * simply no body, and any other body is parsed by Fastify's JSON parser with the app's
+ * prototype-poisoning settings.
  */
-function dropEmptyJsonType (request: FastifyRequest): void {
-  const headers = request.raw.headers
-  if (headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')) {
-    delete headers['content-type']
-  }
-}
-
-/**
- * Where the empty-JSON fix runs: after the app's own `routeOptions` hooks that come before body
- * parsing. As the last `onRequest` hook when the app gives no `preParsing` hook, so that the
- * route has no `preParsing` stage at all; else as the last `preParsing` hook.
- */
-function acceptEmptyJson (onRequest: RouteHooks['onRequest'], preParsing: RouteHooks['preParsing'], first: onRequestHookHandler): Pick<RouteHooks, 'onRequest' | 'preParsing'> {
-  if (preParsing === undefined) {
-    const last: onRequestHookHandler = function acceptEmptyJson (request, _reply, done) {
-      dropEmptyJsonType(request)
-      done()
-    }
-    return { onRequest: around(onRequest, first, last) }
-  }
-  const last: preParsingHookHandler = function acceptEmptyJson (request, _reply, payload, done) {
-    dropEmptyJsonType(request)
-    done(null, payload)
-  }
-  return { onRequest: around(onRequest, first, undefined), preParsing: around(preParsing, undefined, last) }
+function acceptEmptyJson (child: FastifyInstance): void {
+  // Fastify fills both settings in with their defaults.
+  const { onProtoPoisoning, onConstructorPoisoning } = child.initialConfig as Required<FastifyInstance['initialConfig']>
+  const parseJson = child.getDefaultJsonParser(onProtoPoisoning, onConstructorPoisoning)
+  child.removeContentTypeParser('application/json')
+  child.addContentTypeParser<string>('application/json', { parseAs: 'string' }, function parseJsonOrNothing (request, body, done) {
+    if (body.length === 0) done(null, undefined)
+    else parseJson(request, body, done)
+  })
 }
 
 function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHandler {
@@ -70,8 +51,23 @@ function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHan
   }
 }
 
+/**
+ * The `POST {path}` and `DELETE {path}/:session_id` routes, in an encapsulated context of their
+ * own: its JSON parser takes an empty body (see `acceptEmptyJson`) without touching the app's
+ * other routes. The app's `routeOptions` hooks run as given, each in its stage: ours come first
+ * in `onRequest` (the cross-site check, the disconnect signal) and last in `preValidation` (the
+ * field check, after a hook of the app's has had the chance to clean the body).
+ */
 export function registerRoutes (fastify: FastifyInstance, config: Registration): void {
-  const { schema: docs, onRequest, preParsing, preValidation, bodyLimit, ...hooks } = config.routeOptions
+  fastify.register(async function osharaRoutes (child) {
+    acceptEmptyJson(child)
+    child.decorateRequest(kDisconnect, null)
+    addRoutes(child, config)
+  })
+}
+
+function addRoutes (child: FastifyInstance, config: Registration): void {
+  const { schema: docs, onRequest, preValidation, bodyLimit, ...hooks } = config.routeOptions
   const crossSite = refuseCrossSite(config.allowedOrigins)
   const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
     (request as RequestWithSignal)[kDisconnect] = disconnectSignal(reply)
@@ -83,15 +79,13 @@ export function registerRoutes (fastify: FastifyInstance, config: Registration):
     else refuseUnknownFields(request.body, config.policy)
     done()
   }
-  // Several registrations share the one property.
-  if (!fastify.hasRequestDecorator(kDisconnect)) fastify.decorateRequest(kDisconnect, null)
-  const typed = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const typed = child.withTypeProvider<TypeBoxTypeProvider>()
   typed.route({
     method: 'POST',
     url: config.path,
     ...hooks,
-    ...acceptEmptyJson(onRequest, preParsing, watchDisconnect),
-    preValidation: around(preValidation, undefined, refuseFields),
+    onRequest: [watchDisconnect, ...listOf(onRequest)],
+    preValidation: [...listOf(preValidation), refuseFields],
     bodyLimit,
     validatorCompiler: validateWithoutCoercion,
     schema: {
@@ -105,7 +99,7 @@ export function registerRoutes (fastify: FastifyInstance, config: Registration):
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
   const deleteOptions = {
     ...hooks,
-    ...acceptEmptyJson(onRequest, preParsing, crossSite),
+    onRequest: [crossSite, ...listOf(onRequest)],
     ...(preValidation === undefined ? {} : { preValidation }),
     validatorCompiler: validateWithoutCoercion
   }
