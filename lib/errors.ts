@@ -390,6 +390,8 @@ export function copyWith<E extends OsharaError> (error: E, changes: Pick<OsharaE
   const copy = Reflect.construct(Error, [], error.constructor) as E
   const fields: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(error)
   for (const [key, value] of Object.entries(changes)) fields[key] = { value, enumerable: true, writable: false, configurable: false }
+  // Newer V8 makes `stack` an accessor that reads its receiver: copy the text, not the accessor.
+  fields.stack = { value: error.stack, enumerable: false, writable: true, configurable: true }
   return Object.defineProperties(copy, fields)
 }
 
