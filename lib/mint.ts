@@ -26,14 +26,14 @@ export interface MintOptions<T> {
 }
 
 /**
- * Mints a session for `draft`: reserve a limiter slot (when `key` is given), call upstream,
- * bind the slot, run `finish`. Any failure after the reservation frees the slot; a caller
+ * Mints a session for `draft`: take a limiter slot (when `limiterKey` is given), call upstream,
+ * bind the slot, run `finish`. Any failure after the slot is taken frees it; a caller
  * that is already gone reserves nothing and starts no upstream call.
  */
 export async function mint<T = OsharaSession> (minter: Minter, draft: SessionRequest, { limiterKey, quotaKey, log, signal, requestId = randomUUID(), finish }: MintOptions<T>): Promise<T> {
   const { client, limiter, tracker } = minter
   if (signal?.aborted === true) throw failure('FST_OSHARA_ABORTED', 'before-mint', { requestId })
-  const slot = limiter !== undefined && limiterKey !== undefined ? await reserve(limiter, tracker, limiterKey, log, requestId) : undefined
+  const slot = limiter !== undefined && limiterKey !== undefined ? await takeSlot(limiter, tracker, limiterKey, log, requestId) : undefined
   let session: OsharaSession
   try {
     const options: PluginCallOptions = { signal, log, requestId, [kTracing]: minter.tracing }
@@ -61,32 +61,31 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   }
 }
 
-/** A slot for `key`; a refusal is published on `oshara:limit`. */
-async function reserve (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger, requestId: string): Promise<string | undefined> {
+/**
+ * A slot for `key` (undefined: the store failed and `onStoreError` is 'allow'). With tracking, a key
+ * at its limit has its ended sessions found and freed, then tries once more; and every refusal says
+ * to come back within `maxCheckIntervalMs` (not when the oldest slot's hold ends, hours away): a call
+ * may end any time, and the next try looks again. Each refusal is published once on `oshara:limit`.
+ */
+async function takeSlot (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger, requestId: string, reclaimed = false): Promise<string | undefined> {
   try {
-    return await acquire(limiter, tracker, key, log)
+    return await limiter.acquire(key, log)
   } catch (error) {
-    // The key is left out of the message: it names a user (an id, an email, an IP address).
-    if (error instanceof OsharaSessionLimitError && limitChannel.hasSubscribers) {
-      limitChannel.publish({ scope: error.scope, retryAfterMs: error.retryAfterMs, requestId } satisfies OsharaLimitMessage)
+    if (!(error instanceof OsharaSessionLimitError)) throw error
+    if (!reclaimed && tracker !== undefined && error.scope === 'key' && await tracker.reclaim(key)) {
+      return await takeSlot(limiter, tracker, key, log, requestId, true)
     }
-    throw error
+    throw refusal(error, tracker, requestId)
   }
 }
 
-/**
- * A slot for `key`. With tracking, a key at its limit has its ended sessions found and freed
- * first, and a refusal says to come back within `maxCheckIntervalMs` (not when the oldest slot's
- * hold ends, hours away): the call may end any time, and the next try looks again.
- */
-function acquire (limiter: SessionLimiter, tracker: SessionTracker | undefined, key: string, log: FastifyBaseLogger): Promise<string | undefined> {
-  const pending = limiter.acquire(key, log)
-  if (tracker === undefined) return pending
-  return pending.catch(async (error: unknown) => {
-    if (!(error instanceof OsharaSessionLimitError)) throw error
-    if (error.scope === 'key' && await tracker.reclaim(key)) return await limiter.acquire(key, log)
-    throw failure('FST_OSHARA_SESSION_LIMIT', 'reached', {
-      scope: error.scope as 'key' | 'global', waitMs: error.retryAfterMs, lookAgainWithinMs: tracker.retryAfterCapMs, detail: error.detail
-    })
-  })
+/** The limiter's refusal as the caller gets it: capped with tracking, and published (never the key: it names a user). */
+function refusal (error: OsharaSessionLimitError, tracker: SessionTracker | undefined, requestId: string): OsharaSessionLimitError {
+  const refused = tracker === undefined
+    ? error
+    : failure('FST_OSHARA_SESSION_LIMIT', 'reached', { scope: error.scope as 'key' | 'global', waitMs: error.retryAfterMs, lookAgainWithinMs: tracker.retryAfterCapMs, detail: error.detail })
+  if (limitChannel.hasSubscribers) {
+    limitChannel.publish({ scope: refused.scope, retryAfterMs: refused.retryAfterMs, requestId } satisfies OsharaLimitMessage)
+  }
+  return refused
 }

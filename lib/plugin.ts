@@ -78,10 +78,11 @@ function staticSlugs (config: Registration): ReadonlySet<string> {
 }
 
 async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoiceOptions): Promise<void> {
-  const config = normalizePluginOptions(options)
+  // Check every option, then build the services: nothing is made (no pool opened) for options that fail.
+  const checked = normalizePluginOptions(options)
   // Nothing of OpenTelemetry is loaded unless asked for.
-  const tracing = config.telemetry?.tracing === true ? await loadTracing() : undefined
-  const registration = createRegistration(config, tracing, fastify.log)
+  const tracing = checked.telemetry?.tracing === true ? await loadTracing() : undefined
+  const registration = createRegistration(checked, tracing, fastify.log)
   // The tracker finishes its lookups in flight before the client's pool closes.
   fastify.addHook('onClose', async () => {
     await registration.tracker?.close()

@@ -17,6 +17,7 @@ import osharaVoice, {
 } from '../lib/index.js'
 import { BREAKER_OPTIONS, CLIENT_OPTIONS, type ClientConfig, RETRY_OPTIONS, UPSTREAM_OPTIONS } from '../lib/client/options.js'
 import { normalizePluginOptions } from '../lib/options/normalize.js'
+import { createRegistration } from '../lib/registration.js'
 import {
   DEFAULTS,
   LIMIT_OPTIONS,
@@ -142,9 +143,9 @@ t.test('routeOptions.bodyLimit is checked at register', async (t) => {
 
 t.test('a limiter reservation outlives the client deadline', async (t) => {
   const pendingMs = async (options: object): Promise<number | undefined> => {
-    const config = normalizePluginOptions({ origin: ORIGIN, agent: 'support-bot', limits: { concurrency: 1 }, ...options })
-    await config.client.close()
-    return config.limiter?.config.pendingMs
+    const registration = createRegistration(normalizePluginOptions({ origin: ORIGIN, agent: 'support-bot', limits: { concurrency: 1 }, ...options }), undefined, Fastify().log)
+    await registration.client.close()
+    return registration.limiter?.config.pendingMs
   }
   t.equal(await pendingMs({}), DEFAULTS.client.deadlineMs + 5000)
   t.equal(await pendingMs({ deadlineMs: 30000 }), 35000)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import diagnostics from 'node:diagnostics_channel'
 import { install } from '@sinonjs/fake-timers'
 import Fastify from 'fastify'
 import osharaVoice, { MemorySessionStore, type OsharaSessionSummary, type SessionEndContext } from '../lib/index.js'
@@ -34,6 +35,35 @@ t.test('a key at its limit mints when its finalized session was delivered and un
   const first = (await postToken(app)).json()
   emulator.endSession(first.session_id, { reason: 'tab_crashed' })
   t.equal((await postToken(app)).statusCode, 200, 'the slot is free: no 429')
+})
+
+t.test('a key still at its limit after a reclaim gets the capped Retry-After (maxCheckIntervalMs), published once on oshara:limit', async (t) => {
+  // Another request takes the slot the reclaim freed before this one tries again: its reservation
+  // frees in a minute, but the refusal must say to look again within maxCheckIntervalMs (5 s).
+  class AnotherRequestTakesTheFreedSlot extends MemorySessionStore {
+    override async markEnded (sessionId: string): Promise<boolean> {
+      const ended = await super.markEnded(sessionId)
+      await this.acquire({ key: 'user-1', concurrency: 1, global: undefined, pendingMs: 60_000 })
+      return ended
+    }
+  }
+  const published: unknown[] = []
+  const onLimit = (message: unknown): void => { published.push(message) }
+  diagnostics.subscribe('oshara:limit', onLimit)
+  t.teardown(() => { diagnostics.unsubscribe('oshara:limit', onLimit) })
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    apiKey: API_KEY,
+    limits: { ...limits, store: new AnotherRequestTakesTheFreedSlot() },
+    tracking: { firstCheckMs: 3_600_000, maxCheckIntervalMs: 5_000 }
+  }, { genReqId: () => 'req-at-limit' })
+  const first = (await postToken(app)).json()
+  emulator.endSession(first.session_id, { reason: 'tab_crashed' })
+  const refused = await postToken(app)
+  t.equal(refused.statusCode, 429)
+  t.equal(refused.json().code, 'FST_OSHARA_SESSION_LIMIT')
+  t.equal(refused.headers['retry-after'], '5', 'within maxCheckIntervalMs, not when the other reservation lapses (60 s)')
+  t.same(published, [{ scope: 'key', retryAfterMs: 5_000, requestId: 'req-at-limit' }], 'one message, capped')
 })
 
 t.test('a call that outlives its token keeps its slot until it is finalized', async (t) => {

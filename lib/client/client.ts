@@ -13,7 +13,7 @@ import { kTracing, type SessionTracing } from '../observability/tracing.js'
 import type { OsharaAppearance } from './appearance.js'
 import type { OsharaBreakerState } from './breaker.js'
 import type { ClassifyContext } from './classify.js'
-import { normalizeClientOptions, type OsharaClientOptions, type OsharaLogger } from './options.js'
+import { type ClientConfig, normalizeClientOptions, type OsharaClientOptions, type OsharaLogger } from './options.js'
 import {
   type Parse,
   parseAppearance,
@@ -86,7 +86,11 @@ const BILLING_PATH = '/api/billing/sessions/'
 const USAGE_PATH = '/api/billing/usage/'
 
 export function createOsharaClient (options: OsharaClientOptions): OsharaClient {
-  const config = normalizeClientOptions(options)
+  return clientOf(normalizeClientOptions(options))
+}
+
+/** A client over options already checked (`normalizeClientOptions`): makes its connection pool, throws nothing. */
+export function clientOf (config: ClientConfig): OsharaClient {
   return new SessionClient(config.origin, config.basePath, config.apiKey !== undefined, new Transport(config))
 }
 

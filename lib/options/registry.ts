@@ -2,11 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import type { OsharaClient } from '../client/client.js'
 import { CLIENT_DEFAULTS, type OsharaUpstreamOptions, UPSTREAM_OPTION_NAMES } from '../client/options.js'
 import { invalidOption } from '../errors.js'
-import { MemorySessionStore } from '../limits/memory-store.js'
 import { DEFAULT_STORE_TIMEOUT_MS } from '../limits/store-call.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
 import { IDEMPOTENCY_METHODS, type IdempotencyStore } from '../idempotency/idempotency-store.js'
-import { MemoryQuotaStore } from '../quota/memory-quota-store.js'
 import type { QuotaBudget } from '../quota/quota.js'
 import type { QuotaStore } from '../quota/quota-store.js'
 import type { QuotaWindow } from '../quota/window.js'
@@ -77,8 +75,8 @@ export const DEFAULTS = Object.freeze({
 
 const STORE_METHODS = ['acquire', 'bind', 'release', 'releaseSession']
 
+/** A store given for `limits.store` or `tracking.store`; left out, the registration makes a `MemorySessionStore`. */
 function checkStore (value: unknown, path: string): SessionStore {
-  if (value === undefined) return new MemorySessionStore()
   if (value === null || typeof value !== 'object' || !STORE_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function')) {
     throw invalidOption(path, `must implement ${STORE_METHODS.join(', ')}, got ${describe(value)}`, 'pass new MemorySessionStore(), new RedisSessionStore({ client }), or your own SessionStore')
   }
@@ -116,8 +114,8 @@ function checkOnStoreError (value: unknown, path: string): 'deny' | 'allow' {
 
 const QUOTA_STORE_METHODS = ['consume', 'refund', 'record', 'usage']
 
+/** A store given for `quota.store`; left out, the registration makes a `MemoryQuotaStore`. */
 function checkQuotaStore (value: unknown, path: string): QuotaStore {
-  if (value === undefined) return new MemoryQuotaStore()
   if (value === null || typeof value !== 'object' || !QUOTA_STORE_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function')) {
     throw invalidOption(path, `must implement ${QUOTA_STORE_METHODS.join(', ')}, got ${describe(value)}`, 'pass new MemoryQuotaStore(), new RedisQuotaStore({ client }), or your own QuotaStore')
   }
@@ -149,7 +147,7 @@ export const QUOTA_OPTIONS = {
   sessions: budget('sessions per window'),
   minutes: budget('voice minutes per window'),
   costUsd: budget('US dollars per window'),
-  store: { check: checkQuotaStore },
+  store: optional(checkQuotaStore),
   onStoreError: { check: checkOnStoreError },
   storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
 } satisfies OptionGroup<OsharaQuotaOptions>
@@ -173,7 +171,7 @@ export const LIMIT_OPTIONS = {
     check: (value, path) => functionOption<NonNullable<OsharaLimitsOptions['key']>>(path, value, '(request) => string, e.g. (request) => request.user.id') ?? DEFAULTS.limits.key
   },
   global: optionalInteger(1),
-  store: { check: checkStore },
+  store: optional(checkStore),
   holdMs: optionalInteger(1),
   onStoreError: { check: checkOnStoreError },
   storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)

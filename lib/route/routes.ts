@@ -7,7 +7,6 @@ import { failure, OsharaError } from '../errors.js'
 import { FAILURES, type FailureRow } from '../failures.js'
 import { type IdempotencyClaim, type IdempotentMinting, readIdempotencyKey } from '../idempotency/idempotency.js'
 import { type MintOptions, mint } from '../mint.js'
-import type { PluginConfig } from '../options/normalize.js'
 import type { Registration } from '../registration.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
@@ -108,15 +107,15 @@ function addRoutes (child: FastifyInstance, config: Registration): void {
   typed.route({ method: 'DELETE', url: `${config.path}/*`, ...deleteOptions, schema: { ...docs, hide: true, params: WildcardParamsSchema }, handler: release })
 }
 
-async function handleRelease (config: PluginConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function handleRelease (config: Pick<Registration, 'limiter' | 'limitKey'>, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const params = request.params as { session_id?: string, '*'?: string }
   const key = await keyOf(config.limitKey, 'limits.key', request)
-  const released = await (config.limiter as NonNullable<PluginConfig['limiter']>).releaseSession(params.session_id ?? params['*'] as string, key)
+  const released = await (config.limiter as NonNullable<Registration['limiter']>).releaseSession(params.session_id ?? params['*'] as string, key)
   if (!released) throw failure('FST_OSHARA_SESSION_NOT_FOUND', 'not-held')
   return reply.code(204).send()
 }
 
-async function keyOf (key: PluginConfig['limitKey'], option: string, request: FastifyRequest): Promise<string> {
+async function keyOf (key: Registration['limitKey'], option: string, request: FastifyRequest): Promise<string> {
   try {
     return await key(request)
   } catch (error) {
@@ -125,11 +124,11 @@ async function keyOf (key: PluginConfig['limitKey'], option: string, request: Fa
 }
 
 /** Builds the upstream body for a browser request: agent, browser fields, server overrides, metadata. */
-async function buildDraft (config: PluginConfig, request: FastifyRequest): Promise<SessionRequest> {
+async function buildDraft (config: Pick<Registration, 'policy' | 'agentSlug' | 'resolveAgent' | 'session' | 'metadata' | 'beforeSession'>, request: FastifyRequest): Promise<SessionRequest> {
   const choices = readBrowserChoices(request.body as Parameters<typeof readBrowserChoices>[0], config.policy)
   let step = 'agent'
   try {
-    const agent = choices.agent ?? config.agentSlug ?? await (config.resolveAgent as NonNullable<PluginConfig['resolveAgent']>)(request)
+    const agent = choices.agent ?? config.agentSlug ?? await (config.resolveAgent as NonNullable<Registration['resolveAgent']>)(request)
     const draft: SessionRequest = { agent, ...choices.fields }
     step = 'session'
     if (config.session !== undefined) Object.assign(draft, await config.session(request))
@@ -156,7 +155,7 @@ function defaultReply (session: OsharaSession): Record<string, unknown> {
   }
 }
 
-async function reportFailure (config: PluginConfig, request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<void> {
+async function reportFailure (config: Pick<Registration, 'onSessionError'>, request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<void> {
   if (error instanceof OsharaError) {
     const row: FailureRow = FAILURES[error.code]
     if (error.retryAfterMs !== undefined && row.retryAfter) {
@@ -244,7 +243,7 @@ async function replay (reply: FastifyReply, payload: string): Promise<FastifyRep
 }
 
 /** `onSession`, then the reply body (`response`); a throw here frees the session's slot. */
-async function finish (config: PluginConfig, request: FastifyRequest, session: OsharaSession): Promise<Record<string, unknown>> {
+async function finish (config: Pick<Registration, 'onSession' | 'response'>, request: FastifyRequest, session: OsharaSession): Promise<Record<string, unknown>> {
   let step = 'onSession'
   try {
     if (config.onSession !== undefined) await config.onSession(request, session)
