@@ -253,6 +253,13 @@ const targets: Array<{ target: string, value: (mode: number) => number | undefin
   { target: 'A + limits, Redis store ≤ 1.50 × B', value: over(['A+Redis', 'B']), shown: timesB, met: (v) => v <= 1.50 },
   { target: 'A + limits, Redis Cluster ≤ 1.50 × B', value: over(['A+Cluster', 'B']), shown: timesB, met: (v) => v <= 1.50 },
   {
+    // Item by item, the standard primitives stay unless one costs more than 5% of A's CPU per request: half of what B's two signals add to B.
+    target: 'one standard AbortSignal ≤ 5% of A\'s CPU per request',
+    value: (mode) => overRounds(mode, ['B+signals', 'B', 'A'], (signals, b, a) => (signals - b) / 2 / a * 100),
+    shown: (v) => `${v.toFixed(1)}% of A`,
+    met: (v) => v <= 5
+  },
+  {
     // What logging at info adds to A (Fastify's two lines and the plugin's success line) less what it adds to B (the same two and one line of B's own).
     target: 'logging at info costs A no more than B, whose handler logs one line',
     value: (mode) => overRounds(mode, ['A+log', 'A', 'B+log', 'B'], (aLog, a, bLog, b) => (aLog - a) - (bLog - b)),

@@ -6,7 +6,7 @@ import { realpathSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import { Pool } from 'undici'
 // The built package (dist/), resolved through its `exports` as an application resolves it.
@@ -105,10 +105,32 @@ const spreadLimits = { concurrency: 1000, key: () => `user-${nextKey++}`, holdMs
 
 const nothing = async (): Promise<void> => {}
 
-/** B: one undici `Pool.request`, no schemas; `logLine`: it logs what the plugin's success line says. */
-async function floor (app: FastifyInstance, { oshara }: Upstreams, logLine: boolean): Promise<() => Promise<void>> {
+/**
+ * B: one undici `Pool.request`, no schemas; `logLine`: it logs what the plugin's success line says;
+ * `signals`: it makes the two standard `AbortSignal`s the plugin makes per request, as the plugin
+ * does (the browser's disconnect signal, and the attempt's, which listens to it), and nothing else of it.
+ */
+async function floor (app: FastifyInstance, { oshara }: Upstreams, logLine: boolean, signals = false): Promise<() => Promise<void>> {
   const pool = new Pool(oshara)
   const headers = ['content-type', 'application/json', 'accept', 'application/json', 'origin', ORIGIN, 'user-agent', `fastify-oshara-voice/${VERSION}`]
+  if (signals) {
+    app.post(ROUTE, async (request, reply) => {
+      const gone = disconnectSignal(reply.raw)
+      const attempt = new AbortController()
+      const onGone = (): void => { attempt.abort() }
+      gone.addEventListener('abort', onGone)
+      try {
+        const response = await pool.request({ path: SESSION_PATH, method: 'POST', headers: [...headers, 'x-request-id', randomUUID()], body: upstreamBody(request), signal: attempt.signal })
+        if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`)
+        const session = await response.body.json() as UpstreamSession
+        reply.header('cache-control', 'no-store')
+        return replyOf(session)
+      } finally {
+        gone.removeEventListener('abort', onGone)
+      }
+    })
+    return () => pool.close()
+  }
   app.post(ROUTE, async (request, reply) => {
     const started = logLine ? Date.now() : 0
     const response = await pool.request({ path: SESSION_PATH, method: 'POST', headers: [...headers, 'x-request-id', randomUUID()], body: upstreamBody(request) })
@@ -121,6 +143,13 @@ async function floor (app: FastifyInstance, { oshara }: Upstreams, logLine: bool
     return replyOf(session)
   })
   return () => pool.close()
+}
+
+/** What lib/route/disconnect.ts makes per request (not imported: the bench loads the plugin as installed). */
+function disconnectSignal (response: FastifyReply['raw']): AbortSignal {
+  const controller = new AbortController()
+  response.on('close', () => { if (!response.writableFinished) controller.abort() })
+  return controller.signal
 }
 
 export const VARIANTS: Record<string, Variant> = {
@@ -217,6 +246,11 @@ export const VARIANTS: Record<string, Variant> = {
   B: {
     label: 'B: undici Pool.request (floor)',
     setup: async (app, upstreams) => floor(app, upstreams, false)
+  },
+  'B+signals': {
+    // What the two standard AbortSignals of a plugin request cost, measured in the same run as A and B.
+    label: 'B + the two AbortSignals the plugin makes per request',
+    setup: async (app, upstreams) => floor(app, upstreams, false, true)
   },
   'B+log': {
     // Fastify's two lines per request, as in A, and one line of B's own with the fields of A's success line.

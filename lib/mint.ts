@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { PluginCallOptions } from './client/client.js'
+import { createSessionThrough, type MintCallOptions } from './client/client.js'
 import type { OsharaSession, SessionRequest } from './client/schemas.js'
+import type { CallerSignal } from './client/transport.js'
 import { failure, OsharaSessionLimitError } from './errors.js'
 import type { SessionLimiter } from './limits/limiter.js'
 import { limitChannel, type OsharaLimitMessage } from './observability/channels.js'
@@ -18,7 +19,8 @@ export interface MintOptions<T> {
   /** The quota key a tracked session's minutes and cost count against when it ends (undefined: none). */
   quotaKey: string | undefined
   log: FastifyBaseLogger
-  signal: AbortSignal | undefined
+  /** The browser's disconnect (the route), or the caller's `AbortSignal` (the decorator). */
+  signal: CallerSignal | undefined
   /** `X-Request-Id` of the upstream call (the route's `request.id`); a random UUID when undefined. */
   requestId: string | undefined
   /** Runs after the slot is bound (the route's `onSession` and `response`); a throw frees the slot. */
@@ -36,10 +38,10 @@ export async function mint<T = OsharaSession> (minter: Minter, draft: SessionReq
   const slot = limiter !== undefined && limiterKey !== undefined ? await takeSlot(limiter, tracker, limiterKey, log, requestId) : undefined
   let session: OsharaSession
   try {
-    const options: PluginCallOptions = { signal, log, requestId, [kTracing]: minter.tracing }
+    const options: MintCallOptions = { signal, log, requestId, [kTracing]: minter.tracing }
     // The plugin follows a session that holds a slot or is tracked: once the store forgets it, it has ended.
     const body = minter.signer === undefined ? draft : { ...draft, metadata: minter.signer.sign(draft.metadata, slot !== undefined || tracker !== undefined) }
-    session = await client.createSession(body, options)
+    session = await createSessionThrough(client, body, options)
   } catch (error) {
     if (slot !== undefined) await limiter?.release(slot, log)
     throw error

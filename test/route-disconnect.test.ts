@@ -1,10 +1,13 @@
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import Fastify, { type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { createOsharaClient } from '../lib/client/client.js'
 import { disconnectSignal } from '../lib/route/disconnect.js'
-import type { OsharaError } from '../lib/index.js'
+import { MemorySessionStore, type OsharaClient, type OsharaError } from '../lib/index.js'
+import type { SessionStore } from '../lib/stores.js'
 import { buildApp, postToken } from './helpers/app.js'
-import { sessionRequests, startEmulator } from './helpers/emulator.js'
+import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
+import { waitUntil } from './helpers/wait.js'
 
 // A browser that leaves before the upstream call: seen from the moment the request arrives.
 
@@ -96,4 +99,120 @@ t.test('a reply whose connection is already gone starts aborted', async (t) => {
   socket.write(`GET /gone HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, () => { setImmediate(() => socket.destroy()) })
   await requestArrived
   t.equal(aborted, true)
+})
+
+t.test('a listener of the disconnect signal is not called when the connection closes after the reply', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  let heard = 0
+  let closed!: () => void
+  const connectionClosed = new Promise<void>((resolve) => { closed = resolve })
+  app.get('/quick', async (_request, reply) => {
+    disconnectSignal(reply).addEventListener('abort', () => { heard++ })
+    reply.raw.once('close', () => { closed() })
+    return 'done'
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const response = await fetch(`http://127.0.0.1:${port}/quick`)
+  t.equal(await response.text(), 'done')
+  await connectionClosed
+  t.equal(heard, 0)
+})
+
+/** An `OsharaClient` of the app's own, over the plugin's: it records the signal each mint is given. */
+function recordingClient (real: OsharaClient, signals: Array<AbortSignal | undefined>): OsharaClient {
+  return {
+    origin: real.origin,
+    baseUrl: real.baseUrl,
+    hasApiKey: real.hasApiKey,
+    get breakerState () { return real.breakerState },
+    get retryCount () { return real.retryCount },
+    createSession: (body, options) => { signals.push(options?.signal); return real.createSession(body, options) },
+    getSession: (id, options) => real.getSession(id, options),
+    listSessions: (filters, options) => real.listSessions(filters, options),
+    listFormResponses: (slug, filters, options) => real.listFormResponses(slug, filters, options),
+    getAppearance: (slug, options) => real.getAppearance(slug, options),
+    close: () => real.close()
+  }
+}
+
+/** Sends a token request on a raw socket, so that the test can close it mid-request. */
+async function openTokenRequest (app: FastifyInstance): Promise<Socket> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(`POST /voice-token HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 0\r\n\r\n`)
+  return socket
+}
+
+t.test('a client of the app\'s own gets a standard AbortSignal, aborted when the browser leaves during the upstream call', async (t) => {
+  const emulator = await startEmulator(t)
+  const real = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url })
+  t.teardown(() => real.close())
+  const signals: Array<AbortSignal | undefined> = []
+  emulator.fault({ delayMs: 5000 })
+  const app = await buildApp(t, emulator, { baseUrl: undefined, origin: undefined, retry: undefined, client: recordingClient(real, signals), public: true })
+  const socket = await openTokenRequest(app)
+  await emulator.waitForRequest(() => true)
+  const signal = signals[0] as AbortSignal
+  t.ok(signal instanceof AbortSignal, 'a standard AbortSignal')
+  t.equal(signal.aborted, false, 'not aborted while the browser waits')
+  socket.destroy()
+  await waitUntil(() => signal.aborted, 'the signal aborts when the browser leaves')
+  const seen = await emulator.waitForRequest((request) => request.aborted)
+  t.equal(seen.status, undefined, 'the upstream call was abandoned')
+})
+
+t.test('a client of the app\'s own gets an aborted AbortSignal when the browser left while its slot was taken', async (t) => {
+  const emulator = await startEmulator(t)
+  const real = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url })
+  t.teardown(() => real.close())
+  const signals: Array<AbortSignal | undefined> = []
+  const browser: { socket?: Socket } = {}
+  const memory = new MemorySessionStore()
+  /** The first slot is granted only once the browser has gone. */
+  const store: SessionStore = {
+    acquire: async (request) => {
+      const socket = browser.socket as Socket
+      if (!socket.destroyed) {
+        const gone = new Promise((resolve) => socket.once('close', resolve))
+        socket.destroy()
+        await gone
+      }
+      return await memory.acquire(request)
+    },
+    bind: (slotId, sessionId, holdMs) => memory.bind(slotId, sessionId, holdMs),
+    release: (slotId) => memory.release(slotId),
+    releaseSession: (sessionId, key) => memory.releaseSession(sessionId, key)
+  }
+  const app = await buildApp(t, emulator, {
+    baseUrl: undefined,
+    origin: undefined,
+    retry: undefined,
+    client: recordingClient(real, signals),
+    public: true,
+    limits: { concurrency: 1, key: () => 'user-1', store }
+  })
+  const closed = new Promise<void>((resolve) => app.server.once('connection', (connection: Socket) => connection.once('close', () => resolve())))
+  browser.socket = await openTokenRequest(app)
+  await closed
+  await waitUntil(() => signals.length === 1, 'the client was called')
+  t.equal((signals[0] as AbortSignal).aborted, true, 'its signal is aborted before it starts')
+  t.equal(sessionRequests(emulator).length, 0, 'no upstream call started')
+  await waitUntil(() => memory.size === 0, 'the slot is freed')
+})
+
+t.test('the decorator hands a client of the app\'s own the caller\'s own AbortSignal, or none', async (t) => {
+  const emulator = await startEmulator(t)
+  const real = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url })
+  t.teardown(() => real.close())
+  const signals: Array<AbortSignal | undefined> = []
+  const app = await buildApp(t, emulator, { baseUrl: undefined, origin: undefined, retry: undefined, client: recordingClient(real, signals), public: true })
+  const signal = AbortSignal.timeout(60_000)
+  await app.oshara.createSession({ agent: 'support-bot' }, { signal })
+  await app.oshara.createSession({ agent: 'support-bot' })
+  t.equal(signals[0], signal, 'the same signal')
+  t.equal(signals[1], undefined, 'no signal')
 })

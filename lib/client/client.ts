@@ -35,7 +35,7 @@ import {
   queryOf,
   totalsOf
 } from './summaries.js'
-import { type CallOptions, type CallTrace, Transport } from './transport.js'
+import { type CallerSignal, type CallOptions, type CallTrace, Transport, type TransportCallOptions } from './transport.js'
 import { usagePages } from './usage-pages.js'
 
 export type { CallOptions }
@@ -47,6 +47,27 @@ export const kTolerant = Symbol('oshara tolerant lookup')
 export interface PluginCallOptions extends CallOptions {
   [kTracing]?: SessionTracing | undefined
   [kTolerant]?: OsharaLogger | undefined
+}
+
+/** Minting's call options: the route's signal is a `CallerSignal` (see `createSessionThrough`). */
+export interface MintCallOptions extends Omit<PluginCallOptions, 'signal'>, TransportCallOptions {}
+
+/**
+ * Mints through `client`. The plugin's own client takes any `CallerSignal`; a client of the app's
+ * own (anything else that implements `OsharaClient`) gets the standard `AbortSignal` it was
+ * promised, aborted with the caller's.
+ */
+export function createSessionThrough (client: OsharaClient, body: SessionRequest, options: MintCallOptions): Promise<OsharaSession> {
+  if (client instanceof SessionClient) return client.createSession(body, options)
+  return client.createSession(body, { ...options, signal: standardSignal(options.signal) })
+}
+
+function standardSignal (signal: CallerSignal | undefined): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal
+  const controller = new AbortController()
+  if (signal.aborted) controller.abort()
+  else signal.addEventListener('abort', () => { controller.abort() })
+  return controller.signal
 }
 
 export interface OsharaClient {
@@ -122,7 +143,7 @@ class SessionClient implements OsharaClient {
     return this.transport.retryCount
   }
 
-  createSession (body: SessionRequest, options: PluginCallOptions = {}): Promise<OsharaSession> {
+  createSession (body: SessionRequest, options: MintCallOptions = {}): Promise<OsharaSession> {
     const tracing = options[kTracing]
     if (tracing === undefined && !sessionCreateChannel.hasSubscribers) return this.postSession(body, options, undefined)
     const agent = (body as Partial<SessionRequest> | null)?.agent
@@ -131,7 +152,7 @@ class SessionClient implements OsharaClient {
     return observe(sessionCreateChannel, inSpan, context, (trace) => this.postSession(body, options, trace), sessionCreated)
   }
 
-  private postSession (body: SessionRequest, options: CallOptions, trace: CallTrace | undefined): Promise<OsharaSession> {
+  private postSession (body: SessionRequest, options: TransportCallOptions, trace: CallTrace | undefined): Promise<OsharaSession> {
     if (!checkSessionRequest.Check(body)) {
       const issue = checkSessionRequest.Errors(body).First() as ValueError
       const where = issue.path === '' ? 'body' : issue.path.slice(1)

@@ -122,7 +122,7 @@ export const UPSTREAM_OPTIONS = {
     check: (value, path): Required<BreakerOptions> | undefined =>
       value === false ? undefined : Object.freeze(normalizeGroup(BREAKER_OPTIONS, value ?? {}, path))
   },
-  dispatcher: optional((value, path) => methodsOption<Dispatcher>(path, value, ['request'], 'pass an undici Dispatcher such as new ProxyAgent(url), or leave it out'))
+  dispatcher: optional((value, path) => methodsOption<Dispatcher>(path, value, ['request', 'dispatch'], 'pass an undici Dispatcher such as new ProxyAgent(url), or leave it out'))
 } satisfies OptionGroup<OsharaUpstreamOptions>
 
 /** Names of `UPSTREAM_OPTIONS`: what the plugin forwards to its own client, and refuses beside `client`. */

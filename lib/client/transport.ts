@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
 import { copyWith, failure, type OsharaAbortedError, type OsharaError } from '../errors.js'
 import { FAILURES } from '../failures.js'
 import { type OsharaRetryMessage, retryChannel } from '../observability/channels.js'
 import { VERSION } from '../version.js'
 import { CircuitBreaker, type OsharaBreakerState } from './breaker.js'
+import { type Answer, Exchange } from './exchange.js'
 import { attemptTimeout, badResponse, classifyNetworkError, classifyStatus, type ClassifyContext } from './classify.js'
 import type { ClientConfig, OsharaLogger } from './options.js'
 import type { Parse } from './parse.js'
@@ -15,8 +15,8 @@ import type { OsharaSession } from './schemas.js'
 
 /**
  * The client's transport: one undici pool, the call loop with its retries, deadline and circuit
- * breaker, capped body reads, and the log line of a minted session. What to call and how to read
- * the answer (an `Endpoint`) come from the client.
+ * breaker, and the log line of a minted session; each attempt is one `Exchange` (capped body
+ * read). What to call and how to read the answer (an `Endpoint`) come from the client.
  */
 
 export interface CallOptions {
@@ -26,6 +26,21 @@ export interface CallOptions {
   log?: OsharaLogger | undefined
   /** `X-Request-Id` for this call; a random UUID by default. */
   requestId?: string | undefined
+}
+
+/**
+ * What ends a call early: any `AbortSignal`, or the route's watch on the browser's response
+ * (`route/disconnect.ts`). Its 'abort' listeners are called once, when it aborts.
+ */
+export interface CallerSignal {
+  readonly aborted: boolean
+  addEventListener: (type: 'abort', listener: () => void) => void
+  removeEventListener: (type: 'abort', listener: () => void) => void
+}
+
+/** The transport's call options: the caller's signal may be any `CallerSignal`. */
+export interface TransportCallOptions extends Omit<CallOptions, 'signal'> {
+  signal?: CallerSignal | undefined
 }
 
 /** What a traced call reports as it ends. */
@@ -54,8 +69,9 @@ interface AttemptFailure {
 
 const MAX_BODY_BYTES = 1024 * 1024
 const CONNECT_TIMEOUT_MS = 3000
-const TIMEOUT = Symbol('timeout')
-const ABORTED = Symbol('aborted')
+// The reasons an exchange is stopped with, told apart by identity; never seen outside the transport.
+const TIMED_OUT = new Error('attempt timed out')
+const CALLER_ABORTED = new Error('caller aborted')
 
 export class Transport {
   readonly baseUrl: string
@@ -94,7 +110,7 @@ export class Transport {
     if (this.ownsDispatcher) await this.dispatcher.close()
   }
 
-  async call<T> (endpoint: Endpoint<T>, options: CallOptions, trace: CallTrace | undefined): Promise<T> {
+  async call<T> (endpoint: Endpoint<T>, options: TransportCallOptions, trace: CallTrace | undefined): Promise<T> {
     const { signal } = options
     const requestId = trace?.requestId ?? options.requestId ?? randomUUID()
     if (signal?.aborted === true) throw aborted(requestId, 0)
@@ -138,9 +154,7 @@ export class Transport {
       if (retryChannel.hasSubscribers) {
         retryChannel.publish({ requestId, attempt: attempts, code: error.code, upstreamStatus: error.upstreamStatus, delayMs: delay } satisfies OsharaRetryMessage)
       }
-      try {
-        await sleep(delay, undefined, { signal })
-      } catch {
+      if (await pause(delay, signal)) {
         error = aborted(requestId, attempts)
         break
       }
@@ -150,34 +164,27 @@ export class Transport {
   }
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
-  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: AbortSignal | undefined): Promise<T | AttemptFailure> {
-    const abort = new AbortController()
-    const timer = setTimeout(() => abort.abort(TIMEOUT), timeoutMs)
-    // Not AbortSignal.any: the caller's own signal may be an AbortSignal.timeout, whose reason looks like ours.
-    const onCallerAbort = (): void => abort.abort(ABORTED)
+  private async attempt<T> (endpoint: Endpoint<T>, timeoutMs: number, requestId: string, signal: CallerSignal | undefined): Promise<T | AttemptFailure> {
+    const exchange = new Exchange(MAX_BODY_BYTES)
+    const timer = setTimeout(() => exchange.stop(TIMED_OUT), timeoutMs)
+    const onCallerAbort = (): void => { exchange.stop(CALLER_ABORTED) }
     signal?.addEventListener('abort', onCallerAbort)
-    let result: T | AttemptFailure
-    try {
-      const response = await this.dispatcher.request({
-        origin: this.config.upstreamOrigin,
-        path: endpoint.path,
-        method: endpoint.method,
-        headers: [...(endpoint.method === 'POST' ? this.postHeaders : this.getHeaders), 'x-request-id', requestId],
-        body: endpoint.body,
-        signal: abort.signal
-      })
-      const text = await readBody(response.body, response.headers['content-length'])
-      result = this.outcome(endpoint, response.statusCode, response.headers, text)
-    } catch (cause) {
-      result = { error: thrownError(cause, abort.signal, timeoutMs, requestId, this.baseUrl), serverDelay: undefined }
-    }
+    exchange.start(this.dispatcher, {
+      origin: this.config.upstreamOrigin,
+      path: endpoint.path,
+      method: endpoint.method,
+      headers: [...(endpoint.method === 'POST' ? this.postHeaders : this.getHeaders), 'x-request-id', requestId],
+      body: endpoint.body
+    })
+    const answer = await exchange.done
     clearTimeout(timer)
     signal?.removeEventListener('abort', onCallerAbort)
-    return result
+    if ('error' in answer) return { error: thrownError(answer.error, timeoutMs, requestId, this.baseUrl), serverDelay: undefined }
+    return this.outcome(endpoint, answer)
   }
 
   /** What a response means: the parsed value, or why the attempt failed. */
-  private outcome<T> (endpoint: Endpoint<T>, status: number, headers: Dispatcher.ResponseData['headers'], text: string | undefined): T | AttemptFailure {
+  private outcome<T> (endpoint: Endpoint<T>, { status, headers, text }: Answer): T | AttemptFailure {
     if (status >= 200 && status < 300) {
       try {
         if (text === undefined) throw badResponse('body over 1 MiB', status)
@@ -192,10 +199,10 @@ export class Transport {
   }
 }
 
-/** What a thrown attempt means: our timeout, the caller's abort, or a network failure. */
-function thrownError (cause: unknown, signal: AbortSignal, timeoutMs: number, requestId: string, baseUrl: string): OsharaError {
-  if (!signal.aborted) return classifyNetworkError(cause, baseUrl)
-  return signal.reason === TIMEOUT ? attemptTimeout(timeoutMs) : aborted(requestId, 0)
+/** Why an attempt has no answer: our timeout, the caller's abort, or a network failure. */
+function thrownError (cause: Error, timeoutMs: number, requestId: string, baseUrl: string): OsharaError {
+  if (cause === TIMED_OUT) return attemptTimeout(timeoutMs)
+  return cause === CALLER_ABORTED ? aborted(requestId, 0) : classifyNetworkError(cause, baseUrl)
 }
 
 function recordForBreaker (breaker: CircuitBreaker, error: OsharaError): void {
@@ -214,32 +221,24 @@ function isFailure<T> (result: T | AttemptFailure): result is AttemptFailure {
   return (result as AttemptFailure).error instanceof Error
 }
 
+/** Waits `ms` before a retry; resolves to true, early, when the caller goes away. */
+function pause (ms: number, signal: CallerSignal | undefined): Promise<boolean> {
+  if (signal === undefined) return new Promise((resolve) => setTimeout(resolve, ms, false))
+  if (signal.aborted) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      resolve(true)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(false)
+    }, ms)
+    signal.addEventListener('abort', onAbort)
+  })
+}
+
 function aborted (requestId: string, attempts: number): OsharaAbortedError {
   return failure('FST_OSHARA_ABORTED', 'during-call', { requestId, attempts })
-}
-
-/** Reads the whole body as text, or undefined when it is over 1 MiB (the rest is not read). */
-function readBody (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string | undefined> {
-  const declared = Number(contentLength)
-  if (declared > MAX_BODY_BYTES) {
-    body.destroy()
-    return Promise.resolve(undefined)
-  }
-  // A declared length within the cap is enforced by undici itself: read it in one go.
-  return declared >= 0 ? body.text() : readCapped(body)
-}
-
-/** A body of no declared length, read chunk by chunk up to the cap. */
-async function readCapped (body: Dispatcher.ResponseData['body']): Promise<string | undefined> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length
-    if (size > MAX_BODY_BYTES) {
-      body.destroy()
-      return undefined
-    }
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks, size).toString('utf8')
 }

@@ -13,12 +13,8 @@ import { isRefusedCrossSite } from './cross-site.js'
 import { disconnectSignal } from './disconnect.js'
 import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './route-schemas.js'
 
-const kDisconnect = Symbol('oshara disconnect signal')
-
 /** TypeBox validates without coercion, whatever the app's Ajv settings: wrong types are a 400. */
 const validateWithoutCoercion = TypeBoxValidatorCompiler as FastifySchemaCompiler<unknown>
-
-type RequestWithSignal = FastifyRequest & { [kDisconnect]: AbortSignal | null }
 
 /** The app's hooks of one stage, as a list our own hook can join. */
 function listOf<T> (hooks: T | T[] | undefined): T[] {
@@ -54,13 +50,12 @@ function refuseCrossSite (allowedOrigins: ReadonlySet<string>): onRequestHookHan
  * The `POST {path}` and `DELETE {path}/:session_id` routes, in an encapsulated context of their
  * own: its JSON parser takes an empty body (see `acceptEmptyJson`) without touching the app's
  * other routes. The app's `routeOptions` hooks run as given, each in its stage: ours come first
- * in `onRequest` (the cross-site check, the disconnect signal) and last in `preValidation` (the
+ * in `onRequest` (the cross-site check) and last in `preValidation` (the
  * field check, after a hook of the app's has had the chance to clean the body).
  */
 export function registerRoutes (fastify: FastifyInstance, config: Registration): void {
   fastify.register(async function osharaRoutes (child) {
     acceptEmptyJson(child)
-    child.decorateRequest(kDisconnect, null)
     addRoutes(child, config)
   })
 }
@@ -68,10 +63,6 @@ export function registerRoutes (fastify: FastifyInstance, config: Registration):
 function addRoutes (child: FastifyInstance, config: Registration): void {
   const { schema: docs, onRequest, preValidation, bodyLimit, ...hooks } = config.routeOptions
   const crossSite = refuseCrossSite(config.allowedOrigins)
-  const watchDisconnect: onRequestHookHandler = function watchDisconnect (request, reply, done) {
-    (request as RequestWithSignal)[kDisconnect] = disconnectSignal(reply)
-    crossSite.call(this, request, reply, done)
-  }
   const refuseFields: preValidationHookHandler = function refuseFields (request, _reply, done) {
     // The body is optional: a bare POST is an empty request, not a schema failure.
     if (request.body === undefined) request.body = {}
@@ -83,7 +74,7 @@ function addRoutes (child: FastifyInstance, config: Registration): void {
     method: 'POST',
     url: config.path,
     ...hooks,
-    onRequest: [watchDisconnect, ...listOf(onRequest)],
+    onRequest: [crossSite, ...listOf(onRequest)],
     preValidation: [...listOf(preValidation), refuseFields],
     bodyLimit,
     validatorCompiler: validateWithoutCoercion,
@@ -92,7 +83,7 @@ function addRoutes (child: FastifyInstance, config: Registration): void {
       body: config.bodySchema,
       ...(config.response === undefined ? { response: { 200: TokenReplySchema } } : {})
     },
-    handler: (request, reply) => handleTokenRequest(config, request as RequestWithSignal, reply)
+    handler: (request, reply) => handleTokenRequest(config, request, reply)
   })
   if (config.limiter === undefined) return
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
@@ -177,7 +168,7 @@ async function reportFailure (config: Pick<Registration, 'onSessionError'>, requ
 }
 
 /** The `POST {path}` handler. */
-async function handleTokenRequest (config: Registration, request: RequestWithSignal, reply: FastifyReply): Promise<unknown> {
+async function handleTokenRequest (config: Registration, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   let claim: IdempotencyClaim | undefined
   try {
     let key: string | undefined
@@ -204,7 +195,7 @@ async function handleTokenRequest (config: Registration, request: RequestWithSig
         limiterKey: key,
         quotaKey,
         log: request.log,
-        signal: request[kDisconnect] as AbortSignal,
+        signal: disconnectSignal(reply),
         // One id links the app's log line, the span and Oshara's side.
         requestId: String(request.id),
         finish: undefined
