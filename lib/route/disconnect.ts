@@ -25,7 +25,8 @@ class BrowserGone implements CallerSignal {
     this.#listeners.push(listener)
     if (this.#watching) return
     this.#watching = true
-    this.#response.once('close', () => { this.#closed() })
+    // 'close' comes once: `on` spares the wrapper `once` would make per request.
+    this.#response.on('close', () => { this.#closed() })
   }
 
   removeEventListener (_type: 'abort', listener: () => void): void {
