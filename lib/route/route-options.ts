@@ -63,3 +63,8 @@ export const ROUTE_OPTIONS = {
 
 /** Route options as registered: `bodyLimit` always set. */
 export type RouteSettings = OsharaRouteOptions & { bodyLimit: number }
+
+/** An app's hooks of one stage (a function, an array, or none), as a list the plugin's own hook can join. */
+export function hookList<T> (hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
+}

@@ -11,15 +11,11 @@ import type { Registration } from '../registration.js'
 import { readBrowserChoices, refuseUnknownFields } from './browser-body.js'
 import { isRefusedCrossSite } from './cross-site.js'
 import { disconnectSignal } from './disconnect.js'
+import { hookList } from './route-options.js'
 import { SessionParamsSchema, TokenReplySchema, WildcardParamsSchema } from './route-schemas.js'
 
 /** TypeBox validates without coercion, whatever the app's Ajv settings: wrong types are a 400. */
 const validateWithoutCoercion = TypeBoxValidatorCompiler as FastifySchemaCompiler<unknown>
-
-/** The app's hooks of one stage, as a list our own hook can join. */
-function listOf<T> (hooks: T | T[] | undefined): T[] {
-  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
-}
 
 /**
  * `Content-Type: application/json` with no body is what many fetch wrappers send. Fastify's
@@ -74,8 +70,8 @@ function addRoutes (child: FastifyInstance, config: Registration): void {
     method: 'POST',
     url: config.path,
     ...hooks,
-    onRequest: [crossSite, ...listOf(onRequest)],
-    preValidation: [...listOf(preValidation), refuseFields],
+    onRequest: [crossSite, ...hookList(onRequest)],
+    preValidation: [...hookList(preValidation), refuseFields],
     bodyLimit,
     validatorCompiler: validateWithoutCoercion,
     schema: {
@@ -89,7 +85,7 @@ function addRoutes (child: FastifyInstance, config: Registration): void {
   const release = (request: FastifyRequest, reply: FastifyReply): Promise<void> => handleRelease(config, request, reply)
   const deleteOptions = {
     ...hooks,
-    onRequest: [crossSite, ...listOf(onRequest)],
+    onRequest: [crossSite, ...hookList(onRequest)],
     ...(preValidation === undefined ? {} : { preValidation }),
     validatorCompiler: validateWithoutCoercion
   }

@@ -6,7 +6,7 @@ import { failure, invalidOption, messageOf, OsharaError, OsharaToolFailedError }
 import { type OsharaToolMessage, toolChannel } from '../observability/channels.js'
 import type { SessionStats } from '../observability/stats.js'
 import { normalizeGroup } from '../options/spec.js'
-import { ROUTE_OPTIONS, type RouteSettings } from '../route/route-options.js'
+import { hookList, ROUTE_OPTIONS, type RouteSettings } from '../route/route-options.js'
 import type { OsharaToolContext, OsharaToolDefinition, OsharaToolOutcome, SessionMetadata } from '../types.js'
 import { describe, isPlainObject } from '../validate.js'
 import { runWithDeadline, TIMED_OUT } from './deadline.js'
@@ -94,15 +94,11 @@ function addToolRoute (child: FastifyInstance, tool: Tool, settings: RouteSettin
     method: 'POST',
     url: `${config.prefix}/${tool.name}`,
     ...hooks,
-    onRequest: [checkSecret, ...listOf(onRequest)],
-    onResponse: [report, ...listOf(onResponse)],
+    onRequest: [checkSecret, ...hookList(onRequest)],
+    onResponse: [report, ...hookList(onResponse)],
     ...(docs === undefined ? {} : { schema: docs as FastifySchema }),
     handler: (request, reply) => handleToolCall(tool, request as ToolRequest, reply)
   })
-}
-
-function listOf<T> (hooks: T | T[] | undefined): T[] {
-  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
 }
 
 /** The `_session` Oshara's worker adds to the arguments; undefined when it is not there as documented. */
