@@ -101,6 +101,12 @@ t.test('malformed JSON, a session without token, a non-object -> FST_OSHARA_BAD_
   t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_BAD_RESPONSE', upstreamStatus: 201 })
 })
 
+t.test('an upstream 204 (no body at all) -> FST_OSHARA_BAD_RESPONSE, not a connection failure', async (t) => {
+  const { emulator, client } = await setup(t)
+  emulator.fault({ status: 204 })
+  t.match(await failure(client.createSession(body)), { code: 'FST_OSHARA_BAD_RESPONSE', statusCode: 502, upstreamStatus: 204, attempts: 1 })
+})
+
 t.test('a body over 1 MiB is not read -> FST_OSHARA_BAD_RESPONSE', async (t) => {
   const { emulator, client } = await setup(t)
   emulator.fault({ oversizedBytes: 2 * 1024 * 1024 })

@@ -104,6 +104,19 @@ t.test('status answers as told', async (t) => {
     t.equal(await plain.text(), 'oops')
   })
 
+  t.test('a 204 or 304 fault carries no body and no content headers (the connection stays usable)', async (t) => {
+    for (const code of [204, 304]) {
+      emulator.fault({ status: code, headers: { 'x-fault': 'yes' } })
+      const res = await postSession(emulator)
+      t.equal(res.status, code)
+      t.equal(res.headers.get('content-length'), null, `${code}: no content-length`)
+      t.equal(res.headers.get('content-type'), null, `${code}: no content-type`)
+      t.equal(res.headers.get('x-fault'), 'yes', `${code}: the fault's own headers`)
+      t.equal(await res.text(), '')
+      t.equal(await status(emulator), 200, `${code}: the next request is answered`)
+    }
+  })
+
   t.test('status wins over the later faults', async (t) => {
     emulator.fault({ status: 500, malformed: true, oversizedBytes: 100 })
     const res = await postSession(emulator)

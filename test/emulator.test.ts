@@ -303,6 +303,12 @@ t.test('other paths and methods answer 404', async (t) => {
   }
 })
 
+t.test('an IPv6 host is bracketed in url, so the url can be used as baseUrl', async (t) => {
+  const emulator = await start(t, { host: '::1' })
+  t.equal(emulator.url, `http://[::1]:${emulator.port}`)
+  t.equal((await post(emulator, { agent: 'support-bot' })).status, 200)
+})
+
 t.test('fails to start on a port that is taken', async (t) => {
   const first = await start(t)
   await t.rejects(createOsharaEmulator({ characters, port: first.port }), { code: 'EADDRINUSE' })

@@ -63,7 +63,7 @@ export interface EmulatorOptions {
   record?: boolean
   /** Default 0: a free port. */
   port?: number
-  /** Default `127.0.0.1`. */
+  /** Default `127.0.0.1`. An IPv6 address (`::1`) is bracketed in `url`. */
   host?: string
 }
 
@@ -88,7 +88,7 @@ export interface EmulatorFault {
   reset?: boolean
   /** Answer with this status (and `body`, `headers`) instead of handling the request. */
   status?: number
-  /** Body for `status`: an object is sent as JSON, a string as is. Default `{"detail": "..."}`. */
+  /** Body for `status`: an object is sent as JSON, a string as is. Default `{"detail": "..."}`. 204 and 304 carry none. */
   body?: unknown
   /** Extra response headers, e.g. `{ 'retry-after': '1' }`. */
   headers?: Record<string, string>

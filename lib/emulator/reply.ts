@@ -38,8 +38,16 @@ export function waitUnlessClosed (res: ServerResponse, ms: number): Promise<bool
   })
 }
 
+/** Statuses whose answers carry no body (RFC 9110): no content headers either. */
+const NO_BODY = new Set([204, 304])
+
 /** Sends `reply`; with `slowBodyMs`, sends half the body, waits, then the rest. */
 export async function sendReply (res: ServerResponse, reply: Reply, slowBodyMs = 0): Promise<void> {
+  if (NO_BODY.has(reply.status)) {
+    const { 'content-type': _type, ...headers } = reply.headers
+    res.writeHead(reply.status, headers).end()
+    return
+  }
   const body = Buffer.from(reply.body)
   res.writeHead(reply.status, { ...reply.headers, 'content-length': String(body.length) })
   if (slowBodyMs <= 0) {

@@ -156,7 +156,8 @@ export async function createOsharaEmulator (options: EmulatorOptions): Promise<O
   const host = options.host ?? '127.0.0.1'
   await listen(server, options.port ?? 0, host)
   const { port } = server.address() as { port: number }
-  url = `http://${host}:${port}`
+  // An IPv6 address is bracketed in a URL (`http://[::1]:port`).
+  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 
   return {
     url,
