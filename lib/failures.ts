@@ -41,8 +41,8 @@ export interface RetryAfterFacts {
 }
 
 /**
- * How an error's `retryAfterMs` is decided (the route sends it as `Retry-After` when the row's
- * `retryAfter` is true):
+ * How an error's `retryAfterMs` is decided (the route sends it as `Retry-After` unless the row's
+ * `retryAfter` is false):
  * - `none`: no delay;
  * - `from-answer`: the delay the upstream answer asked for, if any;
  * - `from-answer-else-default`: that, else `DEFAULT_RETRY_AFTER_MS`;
@@ -83,8 +83,11 @@ export interface FailureRow {
   readonly outcome: OsharaOutcome
   readonly retry: RetryRule
   readonly breaker: BreakerCount
-  /** The reply carries `Retry-After` (from the error's `retryAfterMs`). */
-  readonly retryAfter: boolean
+  /**
+   * The reply carries `Retry-After` (from the error's `retryAfterMs`): always, or only when the
+   * upstream answer named a delay (`when-named`: a 503 asking for longer than `retry.maxRetryAfterMs`).
+   */
+  readonly retryAfter: boolean | 'when-named'
   /** What the operator must change; such failures are logged at error level with it. `{origin}` is the configured origin. */
   readonly fix?: string
   /** The situations the plugin reports this code in; empty for a code only the app throws. */
@@ -201,7 +204,7 @@ export const FAILURES = {
     outcome: 'unknown',
     retry: 'if-status-listed',
     breaker: 'failure',
-    retryAfter: false,
+    retryAfter: 'when-named',
     cases: {
       answered: { message: 'The voice service failed. Try again shortly.', retryAfterMs: 'from-answer' },
       /** A 503 is the server refusing the work: certainly not created. */

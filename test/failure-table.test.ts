@@ -30,7 +30,8 @@ t.test('the README error table has one row per replied code, with the row\'s sta
     const cell = table.get(code)
     t.ok(cell, `${code} is in the README`)
     t.match(cell, new RegExp(`^${FAILURES[code].status}\\b`), `${code}: status`)
-    t.equal(cell?.includes('Retry-After'), FAILURES[code].retryAfter, `${code}: Retry-After`)
+    t.equal(cell?.includes('Retry-After'), FAILURES[code].retryAfter !== false, `${code}: Retry-After`)
+    if (FAILURES[code].retryAfter === 'when-named') t.match(cell, /Retry-After` when Oshara asked/, `${code}: Retry-After only when Oshara named a delay`)
   }
   for (const code of table.keys()) t.ok(code in FAILURES, `${code} in the README is a known code`)
 })
@@ -62,9 +63,10 @@ t.test('every code has its class, and a message and a Retry-After rule per situa
     for (const [situation, { message, retryAfterMs }] of cases) {
       t.match(message, /\S/, `${code} ${situation}: a message`)
       t.ok(retryAfterMs in RETRY_AFTER, `${code} ${situation}: a Retry-After rule`)
-      if (!FAILURES[code].retryAfter) t.notOk(ALWAYS_A_DELAY.has(retryAfterMs), `${code} ${situation}: no delay the reply would not send`)
+      if (FAILURES[code].retryAfter === false) t.notOk(ALWAYS_A_DELAY.has(retryAfterMs), `${code} ${situation}: no delay the reply would not send`)
+      if (FAILURES[code].retryAfter === 'when-named') t.equal(retryAfterMs, 'from-answer', `${code} ${situation}: only the delay Oshara named`)
     }
-    if (FAILURES[code].retryAfter) {
+    if (FAILURES[code].retryAfter === true) {
       t.ok(cases.some(([, { retryAfterMs }]) => ALWAYS_A_DELAY.has(retryAfterMs)), `${code}: a situation with a delay for Retry-After`)
     }
   }

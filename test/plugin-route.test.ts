@@ -113,6 +113,17 @@ t.test('upstream 503 after retries -> 502 FST_OSHARA_UPSTREAM_ERROR', async (t) 
   t.equal(sessionRequests(emulator).length, 3)
 })
 
+t.test('upstream 503 asking for longer than maxRetryAfterMs -> 502 FST_OSHARA_UPSTREAM_ERROR with its Retry-After, at once', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator)
+  emulator.fault({ status: 503, headers: { 'retry-after': '30' } })
+  const response = await postToken(app, {})
+  t.equal(response.statusCode, 502)
+  t.equal(response.json().code, 'FST_OSHARA_UPSTREAM_ERROR')
+  t.equal(response.headers['retry-after'], '30', 'the browser learns when to try again')
+  t.equal(sessionRequests(emulator).length, 1, 'not retried: the delay is over maxRetryAfterMs')
+})
+
 t.test('upstream unreachable after retries -> 503 FST_OSHARA_UNAVAILABLE with Retry-After', async (t) => {
   const app = Fastify()
   await app.register(osharaVoice, { origin: ORIGIN, agent: 'a', baseUrl: `http://127.0.0.1:${await closedPort()}`, retry: { minDelayMs: 1, maxDelayMs: 2 } })

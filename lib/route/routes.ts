@@ -145,7 +145,7 @@ function defaultReply (session: OsharaSession): Record<string, unknown> {
 async function reportFailure (config: Pick<Registration, 'onSessionError'>, request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<void> {
   if (error instanceof OsharaError) {
     const row: FailureRow = FAILURES[error.code]
-    if (error.retryAfterMs !== undefined && row.retryAfter) {
+    if (error.retryAfterMs !== undefined && row.retryAfter !== false) {
       reply.header('retry-after', Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
     }
     const fields = { code: error.code, upstreamStatus: error.upstreamStatus, requestId: error.requestId, detail: error.detail, fix: error.fix }
