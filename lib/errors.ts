@@ -386,7 +386,7 @@ function build (code: BuiltCode, situation: string, facts: AnyFacts): OsharaErro
  * changed once built. A native error (not `Object.create`), so that loggers and
  * `util.types.isNativeError` treat it as one.
  */
-export function copyWith<E extends OsharaError> (error: E, changes: Pick<OsharaErrorDetails, 'attempts' | 'requestId'>): E {
+export function copyWith<E extends OsharaError> (error: E, changes: Pick<OsharaErrorDetails, 'attempts' | 'requestId' | 'outcome'>): E {
   const copy = Reflect.construct(Error, [], error.constructor) as E
   const fields: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(error)
   for (const [key, value] of Object.entries(changes)) fields[key] = { value, enumerable: true, writable: false, configurable: false }

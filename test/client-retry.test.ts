@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap'
 import { createOsharaClient } from '../lib/client/client.js'
 import type { OsharaClientOptions } from '../lib/client/options.js'
+import type { RetryOptions } from '../lib/client/retry.js'
+import type { EmulatorFault } from '../lib/emulator.js'
 import { closedPort, failure, ORIGIN, recordingLogger, sessionRequests, startEmulator } from './helpers/emulator.js'
 
 // The retry policy: what is retried, how often, how long we wait, and what stops it.
@@ -74,6 +76,22 @@ t.test('statusCodes opts in to retrying 500', async (t) => {
   t.ok(await client.createSession(body))
   t.equal(sessionRequests(emulator).length, 2)
 })
+
+const mayHaveCreatedFirst: Array<[name: string, retry: RetryOptions, first: EmulatorFault, last: EmulatorFault, code: string, attempts: number]> = [
+  ['onTimeout: a timeout, then 503, 503', { onTimeout: true }, { delayMs: 400 }, { status: 503 }, 'FST_OSHARA_UPSTREAM_ERROR', 3],
+  ['onTimeout: a reset, then 503, 503', { onTimeout: true }, { reset: true }, { status: 503 }, 'FST_OSHARA_UPSTREAM_ERROR', 3],
+  ['statusCodes [500, 503]: a 500, then 503, 503', { statusCodes: [500, 503] }, { status: 500 }, { status: 503 }, 'FST_OSHARA_UPSTREAM_ERROR', 3],
+  ['statusCodes [500] with on429: a 500, then a 429', { statusCodes: [500], on429: true }, { status: 500 }, { status: 429 }, 'FST_OSHARA_UPSTREAM_LIMIT', 2]
+]
+for (const [name, retry, first, last, code, attempts] of mayHaveCreatedFirst) {
+  t.test(`the call's outcome stays unknown once an attempt may have created a session (${name})`, async (t) => {
+    const { emulator, client } = await setup(t, { timeoutMs: 100, retry: { ...fast, ...retry } })
+    emulator.fault(first)
+    emulator.fault(last, 2)
+    t.match(await failure(client.createSession(body)), { code, attempts, outcome: 'unknown' }, 'the last attempt created nothing, the first may have')
+    t.equal(sessionRequests(emulator).length, attempts)
+  })
+}
 
 t.test('429 is not retried by default', async (t) => {
   const { emulator, client } = await setup(t)

@@ -58,6 +58,10 @@ t.test('copyWith makes a copy of the same class, message, stack and cause, and l
   t.match(original, { attempts: 0, requestId: undefined }, 'the original is unchanged')
   assignThrows(t, copy, 'attempts', 4)
   assignThrows(t, copy, 'scope', 'key')
+  const unknown = copyWith(original, { outcome: 'unknown' })
+  t.equal(unknown.outcome, 'unknown', 'the outcome of a call can be set on its copy')
+  t.equal(original.outcome, 'not_created')
+  assignThrows(t, unknown, 'outcome', 'not_created')
 })
 
 t.test('an error the client throws after its attempts is read-only, with its attempts and request id', async (t) => {

@@ -127,6 +127,8 @@ export class Transport {
     const log = options.log ?? this.config.logger
     let attempts = 0
     let retried429 = false
+    // The call's outcome: once an attempt may have created a session, a later 'not_created' failure does not undo it.
+    let mayHaveCreated = false
     let error: OsharaError
     for (;;) {
       attempts++
@@ -140,6 +142,7 @@ export class Transport {
         return result
       }
       error = result.error
+      mayHaveCreated ||= error.outcome === 'unknown'
       const { serverDelay } = result
       if (attempts > retry.retries || !isRetryable(error, retry, endpoint.idempotent, serverDelay, retried429)) break
       // A longer delay is not cut short: the error already carries it as retryAfterMs (its row's rule).
@@ -160,7 +163,7 @@ export class Transport {
       }
     }
     if (breaker !== undefined) recordForBreaker(breaker, error)
-    throw copyWith(error, { attempts, requestId })
+    throw copyWith(error, { attempts, requestId, outcome: mayHaveCreated ? 'unknown' : error.outcome })
   }
 
   /** One HTTP exchange, bounded by `timeoutMs` from the first byte sent to the last byte read. */
