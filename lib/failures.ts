@@ -15,11 +15,10 @@ export type OsharaOutcome = 'not_created' | 'unknown'
  * When a failed attempt may be tried again (the attempt count and the deadline aside):
  * - `never`;
  * - `if-not-created`: when the request certainly did not reach Oshara, for a GET, or with `retry.onTimeout`;
- * - `if-timeout-allowed`: for a GET, or with `retry.onTimeout`;
  * - `if-status-listed`: when the upstream status is in `retry.statusCodes`, or for a GET;
  * - `once-with-retry-after`: with `retry.on429`, once, when the answer named a delay.
  */
-export type RetryRule = 'never' | 'if-not-created' | 'if-timeout-allowed' | 'if-status-listed' | 'once-with-retry-after'
+export type RetryRule = 'never' | 'if-not-created' | 'if-status-listed' | 'once-with-retry-after'
 
 /** `failure`: the upstream is failing; `success`: it answered (even with a refusal); `neutral`: nothing learned; `none`: no upstream call. */
 export type BreakerCount = 'failure' | 'success' | 'neutral' | 'none'
@@ -97,6 +96,7 @@ export interface FailureRow {
 const STORE_DOWN = { message: 'Voice sessions are temporarily unavailable; try again shortly', retryAfterMs: 'default' } as const
 const UNREACHABLE_FIX = 'Check that baseUrl ({baseUrl}) is the Oshara API root and that this server can reach it (DNS, firewall, proxy).'
 const ABORTED = 'The session request was aborted.'
+const TIMED_OUT = 'The voice service did not answer in time. Try again.'
 const PREPARE_FAILED = 'The voice session could not be prepared.'
 
 export const FAILURES = {
@@ -235,10 +235,15 @@ export const FAILURES = {
   FST_OSHARA_TIMEOUT: {
     status: 504,
     outcome: 'unknown',
-    retry: 'if-timeout-allowed',
+    retry: 'if-not-created',
     breaker: 'failure',
     retryAfter: false,
-    cases: { attempt: { message: 'The voice service did not answer in time. Try again.', retryAfterMs: 'none' } }
+    cases: {
+      /** The request may have been sent: undici had started writing it. */
+      attempt: { message: TIMED_OUT, retryAfterMs: 'none' },
+      /** The request was never written: the connection was still being made, or busy with another request. */
+      'not-sent': { message: TIMED_OUT, retryAfterMs: 'none', outcome: 'not_created' }
+    }
   },
   FST_OSHARA_BAD_RESPONSE: {
     status: 502,

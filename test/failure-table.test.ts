@@ -96,6 +96,8 @@ t.test('a situation decides the message, the outcome and the fix, with its words
   t.equal(failure('FST_OSHARA_UNAVAILABLE', 'connection-failed', { words: { baseUrl: 'x' } }).outcome, 'unknown')
   t.equal(failure('FST_OSHARA_ABORTED', 'before-mint').outcome, 'not_created')
   t.equal(failure('FST_OSHARA_ABORTED', 'during-call').outcome, 'unknown')
+  t.equal(failure('FST_OSHARA_TIMEOUT', 'not-sent').outcome, 'not_created')
+  t.equal(failure('FST_OSHARA_TIMEOUT', 'attempt').outcome, 'unknown')
   t.equal(messageOf('FST_OSHARA_FIELD_NOT_ALLOWED', 'agent', { agent: 'x', field: 'agent' }), 'The agent "x" is not offered (field "agent").')
   // A placeholder without a word stays as written: the dashboard path names the slug.
   t.match(failure('FST_OSHARA_ORIGIN_FORBIDDEN', 'answered', { words: { origin: 'https://a.example' } }).fix, /^Add https:\/\/a\.example to .*\/api\/ai-characters\/\{slug\}\//)

@@ -49,7 +49,9 @@ function namesTheAgent (text: string): boolean {
   return typeof detail === 'string' && NAMES_THE_AGENT.test(detail)
 }
 
-export function attemptTimeout (timeoutMs: number): OsharaTimeoutError {
+/** An attempt's timeout: `requestStarted` false means the request was never written (still connecting, or queued), so it created nothing. */
+export function attemptTimeout (timeoutMs: number, requestStarted: boolean): OsharaTimeoutError {
+  if (!requestStarted) return failure('FST_OSHARA_TIMEOUT', 'not-sent', { detail: `no connection to send the request on within ${timeoutMs} ms` })
   return failure('FST_OSHARA_TIMEOUT', 'attempt', { detail: `no complete answer within ${timeoutMs} ms` })
 }
 

@@ -22,6 +22,12 @@ export interface NoAnswer {
 export class Exchange implements Dispatcher.DispatchHandler {
   /** Settles once: with the answer, or with why there is none. */
   readonly done: Promise<Answer | NoAnswer>
+  /**
+   * undici began writing the request on a connected socket (`onRequestStart`): from here it may
+   * reach Oshara. False while the request waits for a connection (connecting, or queued behind a
+   * busy one), and for one stopped before it got there.
+   */
+  requestStarted = false
   private settle!: (outcome: Answer | NoAnswer) => void
   private settled = false
   private controller: Dispatcher.DispatchController | undefined
@@ -54,6 +60,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.controller = controller
     if (this.stopReason !== undefined) controller.abort(this.stopReason)
+    else this.requestStarted = true
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {

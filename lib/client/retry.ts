@@ -57,8 +57,6 @@ export function isRetryable (error: OsharaError, policy: RetryPolicy, idempotent
   switch (FAILURES[error.code].retry) {
     case 'if-not-created':
       return error.outcome === 'not_created' || idempotent || policy.onTimeout
-    case 'if-timeout-allowed':
-      return idempotent || policy.onTimeout
     case 'if-status-listed':
       return policy.statusCodes.has(error.upstreamStatus as number) || idempotent
     case 'once-with-retry-after':

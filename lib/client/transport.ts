@@ -182,7 +182,7 @@ export class Transport {
     const answer = await exchange.done
     clearTimeout(timer)
     signal?.removeEventListener('abort', onCallerAbort)
-    if ('error' in answer) return { error: thrownError(answer.error, timeoutMs, requestId, this.baseUrl), serverDelay: undefined }
+    if ('error' in answer) return { error: thrownError(answer.error, timeoutMs, exchange.requestStarted, requestId, this.baseUrl), serverDelay: undefined }
     return this.outcome(endpoint, answer)
   }
 
@@ -203,8 +203,8 @@ export class Transport {
 }
 
 /** Why an attempt has no answer: our timeout, the caller's abort, or a network failure. */
-function thrownError (cause: Error, timeoutMs: number, requestId: string, baseUrl: string): OsharaError {
-  if (cause === TIMED_OUT) return attemptTimeout(timeoutMs)
+function thrownError (cause: Error, timeoutMs: number, requestStarted: boolean, requestId: string, baseUrl: string): OsharaError {
+  if (cause === TIMED_OUT) return attemptTimeout(timeoutMs, requestStarted)
   return cause === CALLER_ABORTED ? aborted(requestId, 0) : classifyNetworkError(cause, baseUrl)
 }
 
