@@ -262,6 +262,12 @@ export const FAILURES = {
     cases: {
       /** Before any slot was taken or upstream call started. */
       'before-mint': { message: ABORTED, retryAfterMs: 'none', outcome: 'not_created' },
+      /**
+       * No request was being sent: before the first attempt, while one waited for a connection, or
+       * during a retry delay. The call's error still says `unknown` when an earlier attempt may have created a session.
+       */
+      'not-sent': { message: ABORTED, retryAfterMs: 'none', outcome: 'not_created' },
+      /** While an attempt's request may have been sent. */
       'during-call': { message: ABORTED, retryAfterMs: 'none' }
     }
   },

@@ -95,6 +95,7 @@ t.test('a situation decides the message, the outcome and the fix, with its words
   })
   t.equal(failure('FST_OSHARA_UNAVAILABLE', 'connection-failed', { words: { baseUrl: 'x' } }).outcome, 'unknown')
   t.equal(failure('FST_OSHARA_ABORTED', 'before-mint').outcome, 'not_created')
+  t.equal(failure('FST_OSHARA_ABORTED', 'not-sent').outcome, 'not_created')
   t.equal(failure('FST_OSHARA_ABORTED', 'during-call').outcome, 'unknown')
   t.equal(failure('FST_OSHARA_TIMEOUT', 'not-sent').outcome, 'not_created')
   t.equal(failure('FST_OSHARA_TIMEOUT', 'attempt').outcome, 'unknown')

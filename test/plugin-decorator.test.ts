@@ -25,7 +25,7 @@ t.test('createSession rejects with the client errors', async (t) => {
   const app = await buildApp(t, emulator, { retry: false })
   emulator.fault({ status: 404 })
   await t.rejects(app.oshara.createSession({}), { code: 'FST_OSHARA_AGENT_NOT_FOUND', statusCode: 502 })
-  await t.rejects(app.oshara.createSession({}, { signal: AbortSignal.abort() }), { code: 'FST_OSHARA_ABORTED' })
+  await t.rejects(app.oshara.createSession({}, { signal: AbortSignal.abort() }), { code: 'FST_OSHARA_ABORTED', attempts: 0, outcome: 'not_created' })
 })
 
 t.test('createSession needs input.agent when the plugin agent is a function', async (t) => {

@@ -113,7 +113,7 @@ export class Transport {
   async call<T> (endpoint: Endpoint<T>, options: TransportCallOptions, trace: CallTrace | undefined): Promise<T> {
     const { signal } = options
     const requestId = trace?.requestId ?? options.requestId ?? randomUUID()
-    if (signal?.aborted === true) throw aborted(requestId, 0)
+    if (signal?.aborted === true) throw failure('FST_OSHARA_ABORTED', 'not-sent', { requestId })
     if (this.closed) throw failure('FST_OSHARA_UNAVAILABLE', 'client-closed', { requestId })
     // Reads (GET) neither wait for nor count toward the breaker: a billing outage must not stop minting.
     const breaker = endpoint.idempotent ? undefined : this.breaker
@@ -158,7 +158,7 @@ export class Transport {
         retryChannel.publish({ requestId, attempt: attempts, code: error.code, upstreamStatus: error.upstreamStatus, delayMs: delay } satisfies OsharaRetryMessage)
       }
       if (await pause(delay, signal)) {
-        error = aborted(requestId, attempts)
+        error = aborted('not-sent')
         break
       }
     }
@@ -182,7 +182,7 @@ export class Transport {
     const answer = await exchange.done
     clearTimeout(timer)
     signal?.removeEventListener('abort', onCallerAbort)
-    if ('error' in answer) return { error: thrownError(answer.error, timeoutMs, exchange.requestStarted, requestId, this.baseUrl), serverDelay: undefined }
+    if ('error' in answer) return { error: thrownError(answer.error, timeoutMs, exchange.requestStarted, this.baseUrl), serverDelay: undefined }
     return this.outcome(endpoint, answer)
   }
 
@@ -203,9 +203,9 @@ export class Transport {
 }
 
 /** Why an attempt has no answer: our timeout, the caller's abort, or a network failure. */
-function thrownError (cause: Error, timeoutMs: number, requestStarted: boolean, requestId: string, baseUrl: string): OsharaError {
+function thrownError (cause: Error, timeoutMs: number, requestStarted: boolean, baseUrl: string): OsharaError {
   if (cause === TIMED_OUT) return attemptTimeout(timeoutMs, requestStarted)
-  return cause === CALLER_ABORTED ? aborted(requestId, 0) : classifyNetworkError(cause, baseUrl)
+  return cause === CALLER_ABORTED ? aborted(requestStarted ? 'during-call' : 'not-sent') : classifyNetworkError(cause, baseUrl)
 }
 
 function recordForBreaker (breaker: CircuitBreaker, error: OsharaError): void {
@@ -242,6 +242,7 @@ function pause (ms: number, signal: CallerSignal | undefined): Promise<boolean> 
   })
 }
 
-function aborted (requestId: string, attempts: number): OsharaAbortedError {
-  return failure('FST_OSHARA_ABORTED', 'during-call', { requestId, attempts })
+/** The caller's abort; `copyWith` at the end of the call sets its attempts, request id and the call's outcome. */
+function aborted (situation: 'not-sent' | 'during-call'): OsharaAbortedError {
+  return failure('FST_OSHARA_ABORTED', situation)
 }
