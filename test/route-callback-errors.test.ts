@@ -83,3 +83,44 @@ t.test('an OsharaError the app throws is replied as it is, and an operator fix f
   t.equal(response.json().code, 'FST_OSHARA_AGENT_NOT_FOUND')
   t.match(capture.lines().find((line) => line.level === 50), { msg: /Check the agent slug/, code: 'FST_OSHARA_AGENT_NOT_FOUND' })
 })
+
+t.test('a limits.key that returns no key fails the request (500) instead of switching the limiter off, and DELETE frees no one\'s session', async (t) => {
+  const emulator = await startEmulator(t)
+  const capture = logCapture()
+  // `request.user?.id` with nobody logged in.
+  const app = await buildApp(t, emulator, {
+    limits: { concurrency: 1, global: 1, key: (request) => request.headers['x-user'] as string }
+  }, { logger: { stream: capture.stream } })
+  const alice = await postToken(app, {}, { 'x-user': 'alice' })
+  t.equal(alice.statusCode, 200)
+  for (const [got, headers] of [['undefined', {}], ['an empty string', { 'x-user': '' }]] as const) {
+    const response = await postToken(app, {}, headers)
+    t.equal(response.statusCode, 500, `${got}: refused`)
+    t.equal(response.json().code, 'FST_OSHARA_CALLBACK_FAILED')
+    t.match(capture.lines().find((line) => line.callback === 'limits.key' && String((line.err as { message?: string } | undefined)?.message).includes(got)), { level: 50, err: { message: `limits.key must return a non-empty string, got ${got}` } })
+  }
+  t.equal(sessionRequests(emulator).length, 1, 'no upstream call without a key')
+  const release = await app.inject({ method: 'DELETE', url: `/voice-token/${alice.json().session_id as string}` })
+  t.equal(release.statusCode, 500, 'a DELETE without a key frees nothing')
+  t.equal((await app.inject({ method: 'DELETE', url: `/voice-token/${alice.json().session_id as string}`, headers: { 'x-user': 'alice' } })).statusCode, 204, 'alice\'s slot was still held')
+})
+
+t.test('a quota.key that returns a number fails the request before any upstream call', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, { quota: { window: 'day', sessions: 5, key: () => 42 as unknown as string } })
+  const response = await postToken(app)
+  t.equal(response.statusCode, 500)
+  t.equal(response.json().code, 'FST_OSHARA_CALLBACK_FAILED')
+  t.equal(sessionRequests(emulator).length, 0)
+})
+
+t.test('errors with a 5xx statusCode from the app\'s callbacks pass through as the app meant them', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    beforeSession: () => { throw Object.assign(new Error('Calls are paused for maintenance.'), { statusCode: 503 }) }
+  })
+  const response = await postToken(app)
+  t.equal(response.statusCode, 503)
+  t.equal(response.json().message, 'Calls are paused for maintenance.')
+  t.equal(sessionRequests(emulator).length, 0)
+})

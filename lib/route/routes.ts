@@ -102,12 +102,22 @@ async function handleRelease (config: Pick<Registration, 'limiter' | 'limitKey'>
   return reply.code(204).send()
 }
 
+/**
+ * The key of `request` (`limits.key` or `quota.key`). Anything but a non-empty string (a
+ * `request.user?.id` with nobody logged in) is a failure of the callback: taken as "no key", it
+ * would switch the limiter off and let `DELETE` free any key's session.
+ */
 async function keyOf (key: Registration['limitKey'], option: string, request: FastifyRequest): Promise<string> {
+  let value: unknown
   try {
-    return await key(request)
+    value = await key(request)
   } catch (error) {
     throw callbackFailure(option, error, request.log)
   }
+  if (typeof value === 'string' && value !== '') return value
+  // Named by its type only: a key names a user.
+  const got = value === undefined || value === null ? String(value) : value === '' ? 'an empty string' : `a ${typeof value}`
+  throw callbackFailure(option, new TypeError(`${option} must return a non-empty string, got ${got}`), request.log)
 }
 
 /** Builds the upstream body for a browser request: agent, browser fields, server overrides, metadata. */
