@@ -88,6 +88,8 @@ async function osharaVoicePlugin (fastify: FastifyInstance, options: OsharaVoice
     await registration.tracker?.close()
     if (registration.ownsClient) await registration.client.close()
   })
+  const { tracker } = registration
+  if (tracker !== undefined) fastify.addHook('onReady', async () => { tracker.start() })
   if (registration.checkOnReady) checkAgentsOnReady(fastify, registration.client, staticSlugs(registration))
   if (registration.decorator !== false) decorate(fastify, registration, registration.decorator)
   if (!registration.route) return

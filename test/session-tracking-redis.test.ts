@@ -49,3 +49,27 @@ t.test(`${SESSIONS} sessions over two instances sharing one Redis: onSessionEnd 
   t.ok([...delivered.values()].some(([by]) => by === 'first') && [...delivered.values()].some(([by]) => by === 'second'), 'both instances delivered')
   t.equal((await postToken(second, undefined, { 'x-user': 'user-0' })).statusCode, 200, 'every slot is free')
 })
+
+t.test('an instance that starts after another died follows the sessions it left behind, without minting one itself', async (t) => {
+  const server = await redisServerFor(t)
+  if (server === undefined) return
+  const emulator = await startEmulator(t)
+  const delivered: Array<[string, string]> = []
+  const instance = async (name: string) => {
+    const client = new Redis(server.url)
+    t.teardown(() => { client.disconnect() })
+    return await buildApp(t, emulator, {
+      apiKey: API_KEY,
+      limits: { concurrency: 1, key: () => 'user-1', store: new RedisSessionStore({ client, prefix: 'left-behind:' }) },
+      tracking: { firstCheckMs: 5, maxCheckIntervalMs: 40, leaseMs: 500 },
+      onSessionEnd: (_summary, { sessionId }) => { delivered.push([sessionId, name]) }
+    })
+  }
+  const gone = await instance('gone')
+  const sessionId = (await postToken(gone)).json().session_id as string
+  await gone.close()
+  await instance('new')
+  emulator.endSession(sessionId)
+  await waitUntil(() => delivered.length > 0, 'the new instance delivers the ended session', 20_000)
+  t.same(delivered, [[sessionId, 'new']])
+})

@@ -67,6 +67,15 @@ export class SessionTracker {
     return this.#config.maxCheckIntervalMs
   }
 
+  /**
+   * The app is ready: with a shared store, look at once for sessions another instance left
+   * behind (it died, or this instance replaces it), then every `maxCheckIntervalMs`, without
+   * waiting for a first mint here. A store in this process's memory holds nothing yet.
+   */
+  start (): void {
+    if (this.#config.shared) this.#wake(0)
+  }
+
   /** A session was just tracked (by the store's `bind`, or `track` for one without a slot): look it up `firstCheckMs` from now. */
   scheduleFirstCheck (): void {
     this.#wake(this.#config.firstCheckMs)
