@@ -299,6 +299,12 @@ export const FAILURES = {
         message: PREPARE_FAILED,
         retryAfterMs: 'none',
         fix: 'rename the {key} key of your metadata (metadata option, beforeSession or createSession input): the plugin owns it'
+      },
+      /** The body holds what JSON cannot carry: metadata with a BigInt, a cycle, or a `toJSON` that throws or gives nothing. */
+      'not-json': {
+        message: PREPARE_FAILED,
+        retryAfterMs: 'none',
+        fix: 'make metadata (metadata option, beforeSession or createSession input) plain JSON data: no BigInt (convert it with String()), no circular reference, no toJSON that throws or returns undefined'
       }
     }
   },

@@ -200,6 +200,35 @@ t.test('an invalid session request is refused before any network call', async (t
   t.equal(emulator.requests.length, 0)
 })
 
+t.test('metadata JSON cannot carry (a BigInt, a cycle): FST_OSHARA_INVALID_SESSION with a safe message, the problem and the fix, before any network call', async (t) => {
+  const { emulator, client } = await setup(t)
+  const cycle: Record<string, unknown> = { user_id: 'u' }
+  cycle.self = cycle
+  const bigint = await failure(client.createSession({ agent: 'support-bot', metadata: { n: 10n } }))
+  t.match(bigint, {
+    code: 'FST_OSHARA_INVALID_SESSION',
+    statusCode: 500,
+    outcome: 'not_created',
+    message: 'The voice session could not be prepared',
+    detail: 'the session request cannot be sent as JSON: Do not know how to serialize a BigInt',
+    fix: /metadata .* plain JSON data: no BigInt/,
+    cause: { name: 'TypeError' }
+  })
+  t.match(await failure(client.createSession({ agent: 'support-bot', metadata: cycle })), { code: 'FST_OSHARA_INVALID_SESSION', detail: /Converting circular structure to JSON/ })
+  t.equal(emulator.requests.length, 0)
+})
+
+t.test('language must be a BCP-47 tag of at most 35 characters; the message never holds the value', async (t) => {
+  const { emulator, client } = await setup(t)
+  for (const language of ['SECRETVAL 9', 'en_US', 'e', `en-${'abcdefgh-'.repeat(4)}x`]) {
+    const error = await failure(client.createSession({ agent: 'support-bot', language }))
+    t.match(error, { code: 'FST_OSHARA_INVALID_SESSION', message: 'invalid session request: language is not a BCP-47 language tag of at most 35 characters' }, language)
+  }
+  t.equal(emulator.requests.length, 0)
+  for (const language of ['en', 'pt-BR', 'zh-Hant-TW', 'sr-Latn-RS']) await client.createSession({ agent: 'support-bot', language })
+  t.same(sessionRequests(emulator).map((request) => (request.body as { language: string }).language), ['en', 'pt-BR', 'zh-Hant-TW', 'sr-Latn-RS'])
+})
+
 t.test('mcp_headers names must be HTTP tokens and values free of CR, LF, NUL and other controls', async (t) => {
   const { emulator, client } = await setup(t)
   const refused: Array<[Record<string, string>, RegExp]> = [

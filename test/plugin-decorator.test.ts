@@ -35,6 +35,25 @@ t.test('createSession needs input.agent when the plugin agent is a function', as
   t.ok(await app.oshara.createSession({ agent: 'support-bot' }))
 })
 
+t.test('createSession rejects metadata JSON cannot carry with FST_OSHARA_INVALID_SESSION, with or without an idempotencyKey: nothing sent, no slot held', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, { idempotency: true, limits: { concurrency: 1 } })
+  const cycle: Record<string, unknown> = {}
+  cycle.self = cycle
+  for (const [metadata, options] of [[{ n: 10n }, { key: 'k' }], [cycle, { key: 'k' }], [{ n: 10n }, { key: 'k', idempotencyKey: 'once' }]] as const) {
+    await t.rejects(app.oshara.createSession({ metadata }, options), {
+      code: 'FST_OSHARA_INVALID_SESSION',
+      message: 'The voice session could not be prepared',
+      detail: /^the session request cannot be sent as JSON: /,
+      fix: /plain JSON data/
+    }, JSON.stringify(options))
+  }
+  t.equal(sessionRequests(emulator).length, 0, 'nothing was sent upstream')
+  t.equal(app.oshara.stats().activeSlots, 0)
+  t.same(app.oshara.stats().failed, { FST_OSHARA_INVALID_SESSION: 3 })
+  t.ok(await app.oshara.createSession({ metadata: { n: '10' } }, { key: 'k', idempotencyKey: 'once' }), 'the key was not taken by the failure')
+})
+
 t.test('registrations sharing one client; the client is not closed by the plugin', async (t) => {
   const emulator = await startEmulator(t)
   const client = createOsharaClient({ origin: ORIGIN, baseUrl: emulator.url })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import osharaVoice, { OsharaError, OsharaSessionLimitError } from '../lib/index.js'
+import osharaVoice, { OsharaError, OsharaInvalidSessionError, OsharaSessionLimitError } from '../lib/index.js'
 import { buildApp, logCapture, postToken } from './helpers/app.js'
 import { ORIGIN, sessionRequests, startEmulator } from './helpers/emulator.js'
 
@@ -48,6 +48,59 @@ t.test('a draft made invalid by a hook is a 500 FST_OSHARA_INVALID_SESSION, not 
   t.equal(response.statusCode, 500)
   t.equal(response.json().code, 'FST_OSHARA_INVALID_SESSION')
   t.equal(emulator.requests.length, 0)
+})
+
+/** Metadata JSON cannot carry, picked by the `x-metadata` header. */
+function unsendableMetadata (which: unknown): Record<string, unknown> {
+  if (which === 'bigint') return { user_id: 'u', n: 10n }
+  const cycle: Record<string, unknown> = { user_id: 'u' }
+  cycle.self = cycle
+  return cycle
+}
+
+t.test('metadata JSON cannot carry (a BigInt, a cycle) is a 500 FST_OSHARA_INVALID_SESSION with a safe message: no upstream call, the slot freed, onSessionError and stats see it', async (t) => {
+  const emulator = await startEmulator(t)
+  const capture = logCapture()
+  const observed: unknown[] = []
+  const app = await buildApp(t, emulator, {
+    limits: { concurrency: 1, key: () => 'user-1' },
+    metadata: (request) => request.headers['x-metadata'] === undefined ? { user_id: 'u' } : unsendableMetadata(request.headers['x-metadata']),
+    beforeSession: (request, draft) => { if (request.headers['x-draft'] === 'bigint') draft.metadata = { big: 1n } },
+    onSessionError: (_request, error) => { observed.push(error) }
+  }, { logger: { level: 'info', stream: capture.stream } })
+  for (const headers of [{ 'x-metadata': 'bigint' }, { 'x-metadata': 'cycle' }, { 'x-draft': 'bigint' }] as Array<Record<string, string>>) {
+    const reply = await postToken(app, undefined, headers)
+    t.equal(reply.statusCode, 500, JSON.stringify(headers))
+    t.same(reply.json(), { statusCode: 500, code: 'FST_OSHARA_INVALID_SESSION', error: 'Internal Server Error', message: 'The voice session could not be prepared' })
+    t.equal(app.oshara.stats().activeSlots, 0, 'the slot was freed')
+  }
+  t.equal(sessionRequests(emulator).length, 0, 'nothing was sent upstream')
+  t.equal(observed.length, 3)
+  t.ok(observed.every((error) => error instanceof OsharaInvalidSessionError), 'onSessionError sees the OsharaError')
+  t.match(observed[0], { detail: 'the session request cannot be sent as JSON: Do not know how to serialize a BigInt', fix: /plain JSON data: no BigInt/ })
+  t.match(observed[1], { detail: /^the session request cannot be sent as JSON: Converting circular structure to JSON/ })
+  t.same(app.oshara.stats().failed, { FST_OSHARA_INVALID_SESSION: 3 })
+  const logged = capture.lines().find((line) => line.level === 50 && (line.err as { code?: string } | undefined)?.code === 'FST_OSHARA_INVALID_SESSION')
+  t.match(logged, { err: { detail: /Do not know how to serialize a BigInt/, fix: /no BigInt/ } }, 'the problem and the fix are logged')
+  t.notOk(capture.lines().some((line) => String(line.msg).includes('could not be reached')), 'not logged as an unreachable upstream')
+  t.equal((await postToken(app)).statusCode, 200, 'the next request gets the slot')
+})
+
+t.test('a language the server sets must be a BCP-47 tag, as the browser\'s: 500 FST_OSHARA_INVALID_SESSION, no upstream call', async (t) => {
+  const emulator = await startEmulator(t)
+  const app = await buildApp(t, emulator, {
+    session: (request) => request.headers['x-case'] === 'session' ? { language: 'SECRETVAL 9' } : {},
+    beforeSession: (request, draft) => { if (request.headers['x-case'] === 'beforeSession') draft.language = 'en_US' }
+  })
+  for (const which of ['session', 'beforeSession']) {
+    const reply = await postToken(app, undefined, { 'x-case': which })
+    t.equal(reply.statusCode, 500, which)
+    t.match(reply.json(), { code: 'FST_OSHARA_INVALID_SESSION', message: 'invalid session request: language is not a BCP-47 language tag of at most 35 characters' })
+    t.notMatch(reply.body, /SECRETVAL|en_US/, 'never the value')
+  }
+  await t.rejects(app.oshara.createSession({ language: 'english please' }), { code: 'FST_OSHARA_INVALID_SESSION', message: /language is not a BCP-47/ })
+  t.equal(sessionRequests(emulator).length, 0, 'nothing was sent upstream')
+  t.equal((await postToken(app, { language: 'pt-BR' })).statusCode, 200)
 })
 
 t.test('onSession sees the full session; a throw fails the request with 500', async (t) => {

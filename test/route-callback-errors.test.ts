@@ -63,6 +63,43 @@ t.test('a response callback that throws frees the session\'s slot', async (t) =>
   t.equal((await postToken(app)).statusCode, 200, 'the failed reply held no slot')
 })
 
+/** What a `response` callback returns that is no JSON object, picked by the `x-reply` header. */
+function badReply (which: unknown): unknown {
+  const cycle: Record<string, unknown> = {}
+  cycle.self = cycle
+  const replies: Record<string, unknown> = { bigint: { n: 1n }, cycle, text: 'hello', undefined, null: null, 'empty-toJSON': { toJSON: () => undefined } }
+  return replies[which as string]
+}
+
+for (const idempotent of [false, true]) {
+  t.test(`a response that returns no JSON object (BigInt, cycle, text, undefined, null, empty toJSON) is a 500 FST_OSHARA_CALLBACK_FAILED naming response and frees the slot${idempotent ? ' (idempotent request)' : ''}`, async (t) => {
+    const emulator = await startEmulator(t)
+    const capture = logCapture()
+    const observed: unknown[] = []
+    const app = await buildApp(t, emulator, {
+      limits: { concurrency: 1, key: () => 'user-1' },
+      idempotency: idempotent,
+      response: (session, request) => (request.headers['x-reply'] === undefined ? { id: session.session_id } : badReply(request.headers['x-reply'])) as Record<string, unknown>,
+      onSessionError: (_request, error) => { observed.push(error) }
+    }, { logger: { stream: capture.stream } })
+    const cases = ['bigint', 'cycle', 'text', 'undefined', 'null', 'empty-toJSON']
+    for (const which of cases) {
+      const reply = await postToken(app, undefined, { 'x-reply': which, ...(idempotent ? { 'idempotency-key': `key-${which}` } : {}) })
+      t.equal(reply.statusCode, 500, which)
+      t.same(reply.json(), { statusCode: 500, code: 'FST_OSHARA_CALLBACK_FAILED', error: 'Internal Server Error', message: 'The voice session could not be prepared' }, which)
+      t.equal(reply.headers['retry-after'], undefined)
+      t.equal(app.oshara.stats().activeSlots, 0, `${which}: the slot was freed`)
+    }
+    t.match(observed, cases.map(() => ({ code: 'FST_OSHARA_CALLBACK_FAILED', callback: 'response' })), 'onSessionError sees which callback failed')
+    t.match(capture.lines().filter((line) => line.callback === 'response').map((line) => (line.err as { message: string }).message), [
+      /Do not know how to serialize a BigInt/, /circular structure/, /response must return an object, got string/, /got undefined/, /got null/, /toJSON gives nothing to send/
+    ])
+    const good = await postToken(app, undefined, idempotent ? { 'idempotency-key': 'key-bigint' } : {})
+    t.equal(good.statusCode, 200, 'the next request gets the slot (and a failed idempotent request is not replayed)')
+    t.match(good.json(), { id: /^sess_/ })
+  })
+}
+
 t.test('a bug in limits.key on DELETE replies 500 with a safe message', async (t) => {
   const emulator = await startEmulator(t)
   const app = await buildApp(t, emulator, { limits: { concurrency: 1, key: (request) => request.method === 'DELETE' ? buggy(request) : 'user-1' } })

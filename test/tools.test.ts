@@ -356,6 +356,17 @@ t.test('metadata that already uses _oshara_sig fails the mint (route 500, decora
   t.equal(app.oshara.stats().activeSlots, 0, 'the slot was freed')
 })
 
+t.test('signed metadata JSON cannot carry (a BigInt, a toJSON giving nothing) fails the mint with FST_OSHARA_INVALID_SESSION (route 500, decorator rejects); nothing is sent upstream', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await toolApp(t, emulator, { metadata: () => ({ user_id: 'u', n: 10n }), limits: { concurrency: 1, key: () => 'k' } })
+  const reply = await app.inject({ method: 'POST', url: '/voice-token' })
+  t.same(reply.json(), { statusCode: 500, code: 'FST_OSHARA_INVALID_SESSION', error: 'Internal Server Error', message: 'The voice session could not be prepared' })
+  await t.rejects(app.oshara.createSession({ metadata: { n: 10n } }), { code: 'FST_OSHARA_INVALID_SESSION', detail: /Do not know how to serialize a BigInt/, fix: /no BigInt/ })
+  await t.rejects(app.oshara.createSession({ metadata: { toJSON: () => undefined } }), { code: 'FST_OSHARA_INVALID_SESSION', detail: /a toJSON gives nothing to send/ })
+  t.equal(emulator.sessions.size, 0)
+  t.equal(app.oshara.stats().activeSlots, 0, 'the slot was freed')
+})
+
 /** A store that answers `sessionState` with a failure, and everything else as the memory store. */
 class FailingStateStore extends MemorySessionStore {
   override async sessionState (): Promise<undefined> {

@@ -24,7 +24,7 @@ import {
   tolerantSummaryParser,
   type UsagePage
 } from './parse.js'
-import { checkSessionRequest, mcpHeadersProblem, type OsharaSession, type SessionRequest } from './schemas.js'
+import { checkSessionRequest, mcpHeadersProblem, type OsharaSession, type SessionRequest, sessionJson } from './schemas.js'
 import {
   type ListFormResponsesFilters,
   type ListSessionsFilters,
@@ -156,14 +156,22 @@ class SessionClient implements OsharaClient {
     if (!checkSessionRequest.Check(body)) {
       const issue = checkSessionRequest.Errors(body).First() as ValueError
       const where = issue.path === '' ? 'body' : issue.path.slice(1)
-      return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'invalid-request', { words: { problem: `${where} ${issue.message}`.toLowerCase() } }))
+      // A described field (language) says what it must be, not the pattern it failed; never its value.
+      const problem = issue.schema.description === undefined ? `${where} ${issue.message}`.toLowerCase() : `${where} is not a ${issue.schema.description}`
+      return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'invalid-request', { words: { problem } }))
     }
     const headersProblem = mcpHeadersProblem(body.mcp_headers)
     if (headersProblem !== undefined) return Promise.reject(failure('FST_OSHARA_INVALID_SESSION', 'invalid-request', { words: { problem: headersProblem } }))
+    let json: string
+    try {
+      json = sessionJson(body)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     return this.transport.call({
       method: 'POST',
       path: this.basePath + SESSION_PATH,
-      body: JSON.stringify(body),
+      body: json,
       idempotent: false,
       agent: body.agent,
       context: this.sessionContext,

@@ -1,10 +1,17 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { failure } from '../errors.js'
+
+/** A BCP-47 language tag: a 2-8 letter language, then 1-8 character subtags. */
+export const LANGUAGE_TAG = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/
+
+/** `language`, whoever sets it (the browser, the server, the decorator's input): what Oshara documents, a BCP-47 code. */
+export const LanguageSchema = Type.String({ pattern: LANGUAGE_TAG.source, maxLength: 35, description: 'BCP-47 language tag of at most 35 characters' })
 
 /** What the client accepts for `POST /api/agents/agent-session/`: only set fields are sent. */
 export const SessionRequestSchema = Type.Object({
   agent: Type.String({ minLength: 1 }),
-  language: Type.Optional(Type.String({ minLength: 1, maxLength: 35 })),
+  language: Type.Optional(LanguageSchema),
   system_prompt: Type.Optional(Type.String()),
   greeting: Type.Optional(Type.String()),
   voice_model: Type.Optional(Type.String()),
@@ -60,6 +67,22 @@ export function mcpHeadersProblem (headers: Record<string, string> | undefined):
     }
   }
   return undefined
+}
+
+/**
+ * `value` (a session request, its metadata, or what it is fingerprinted by) as JSON. What JSON
+ * cannot carry (a BigInt, a cycle, a `toJSON` that throws or gives nothing: only metadata can hold
+ * such values) is `FST_OSHARA_INVALID_SESSION`, not a `TypeError` the browser would read.
+ */
+export function sessionJson (value: unknown): string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch (cause) {
+    throw failure('FST_OSHARA_INVALID_SESSION', 'not-json', { detail: `the session request cannot be sent as JSON: ${(cause as Error).message}`, cause })
+  }
+  if (json === undefined) throw failure('FST_OSHARA_INVALID_SESSION', 'not-json', { detail: 'the session request cannot be sent as JSON: a toJSON gives nothing to send' })
+  return json
 }
 
 export const checkSessionRequest = TypeCompiler.Compile(SessionRequestSchema)

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import { sessionJson } from '../client/schemas.js'
 import { failure } from '../errors.js'
 import { MemorySessionStore } from '../limits/memory-store.js'
 import { storeFailure, withTimeout } from '../limits/store-call.js'
@@ -40,9 +41,9 @@ export function readIdempotencyKey (value: unknown): string | undefined {
   return value
 }
 
-/** The request's content as the store compares it: a SHA-256 of its JSON. */
+/** The request's content as the store compares it: a SHA-256 of its JSON (`FST_OSHARA_INVALID_SESSION` when it has none). */
 function fingerprintOf (content: unknown): string {
-  return createHash('sha256').update(JSON.stringify(content)).digest('base64url')
+  return createHash('sha256').update(sessionJson(content)).digest('base64url')
 }
 
 /**
@@ -70,9 +71,11 @@ export class IdempotentMinting {
     // Lengths first, so that no scope and key pair spells another's id.
     const id = `${kind}:${scope.length}:${scope}:${idempotencyKey}`
     const attempt = randomUUID()
+    // Outside the store's try: content JSON cannot carry is the caller's error, not the store's.
+    const fingerprint = fingerprintOf(content)
     let result: IdempotencyBeginResult
     try {
-      const pending = store.beginIdempotent({ key: id, fingerprint: fingerprintOf(content), attempt, pendingMs })
+      const pending = store.beginIdempotent({ key: id, fingerprint, attempt, pendingMs })
       // A claim granted after the timeout belongs to nobody: give it back at once (abandon() never rejects).
       const abandonLate = (late: IdempotencyBeginResult): void => { if (late.state === 'started') this.abandon({ id, attempt }, log) }
       result = await withTimeout(pending, this.#timeoutMs, abandonLate)

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { OsharaClient } from '../client/client.js'
 import { CLIENT_DEFAULTS, type OsharaUpstreamOptions, UPSTREAM_OPTION_NAMES } from '../client/options.js'
+import { LANGUAGE_TAG } from '../client/schemas.js'
 import { invalidOption } from '../errors.js'
 import { DEFAULT_STORE_TIMEOUT_MS } from '../limits/store-call.js'
 import { type SessionStore, TRACKING_METHODS, type TrackingSessionStore } from '../limits/store.js'
@@ -210,8 +211,6 @@ function checkIdempotency (value: unknown, path: string): Normalized<typeof IDEM
 }
 
 // The plugin.
-
-const LANGUAGE_TAG = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/
 
 type AgentResolver = Exclude<OsharaVoiceBaseOptions['agent'], string>
 

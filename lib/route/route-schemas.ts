@@ -1,14 +1,12 @@
 import { type TObject, type TProperties, Type } from '@sinclair/typebox'
+import { LanguageSchema } from '../client/schemas.js'
 
 /** Fields of the session request the browser may be allowed to set (`clientFields`). */
 export const CLIENT_FIELDS = ['language', 'greeting', 'voice_model', 'system_prompt'] as const
 export type ClientField = typeof CLIENT_FIELDS[number]
 
-/** A BCP-47 language tag: a 2-8 letter language, then 1-8 character subtags. */
-const LANGUAGE = Type.String({ pattern: '^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$', maxLength: 35, description: 'BCP-47 language tag' })
-
 const CLIENT_FIELD_SCHEMAS = {
-  language: LANGUAGE,
+  language: LanguageSchema,
   greeting: Type.String({ maxLength: 2000 }),
   voice_model: Type.String({ minLength: 1, maxLength: 200 }),
   system_prompt: Type.String({ maxLength: 8000 })

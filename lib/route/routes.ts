@@ -161,7 +161,7 @@ async function reportFailure (config: Pick<Registration, 'onSessionError'>, requ
     const fields = { code: error.code, upstreamStatus: error.upstreamStatus, requestId: error.requestId, detail: error.detail, fix: error.fix }
     if (row.fix !== undefined) {
       request.log.error(fields, `oshara: upstream refused the session: ${error.fix ?? row.fix}`)
-    } else if (error.fix !== undefined) {
+    } else if (error.fix !== undefined && error.code === 'FST_OSHARA_UNAVAILABLE') {
       // Unreachable: a wrong baseUrl, or an outage; Fastify logs the 503 itself, this line says what to check.
       request.log.warn(fields, `oshara: the voice service could not be reached: ${error.fix}`)
     }
@@ -239,14 +239,25 @@ async function replay (reply: FastifyReply, payload: string): Promise<FastifyRep
   return await reply.type('application/json; charset=utf-8').send(payload)
 }
 
-/** `onSession`, then the reply body (`response`); a throw here frees the session's slot. */
+/** `onSession`, then the reply body (`response`); a throw here, or a body that is no JSON object, frees the session's slot. */
 async function finish (config: Pick<Registration, 'onSession' | 'response'>, request: FastifyRequest, session: OsharaSession): Promise<Record<string, unknown>> {
   let step = 'onSession'
   try {
     if (config.onSession !== undefined) await config.onSession(request, session)
     step = 'response'
-    return config.response === undefined ? defaultReply(session) : config.response(session, request)
+    return config.response === undefined ? defaultReply(session) : checkedReply(config.response(session, request))
   } catch (error) {
     throw callbackFailure(step, error, request.log)
   }
+}
+
+/**
+ * What `response` returned, when it is an object JSON can carry: anything else would fail (or
+ * be sent as text) after the slot is bound, past the point where it can be freed.
+ */
+function checkedReply (body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null) throw new TypeError(`response must return an object, got ${body === null ? 'null' : typeof body}`)
+  // Throws on a BigInt or a cycle; undefined: a toJSON that gives nothing to send.
+  if (JSON.stringify(body) === undefined) throw new TypeError('response returned an object whose toJSON gives nothing to send')
+  return body as Record<string, unknown>
 }

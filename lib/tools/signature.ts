@@ -1,4 +1,5 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+import { sessionJson } from '../client/schemas.js'
 import { failure } from '../errors.js'
 import type { SessionMetadata } from '../types.js'
 
@@ -65,10 +66,10 @@ export class ToolSigner {
 
   /**
    * The metadata to send upstream: `metadata` as JSON plus its signature. Throws
-   * `FST_OSHARA_INVALID_SESSION` when the metadata already has the reserved key.
+   * `FST_OSHARA_INVALID_SESSION` when the metadata already has the reserved key, or is no JSON.
    */
   sign (metadata: SessionMetadata | undefined, followed: boolean, now = Date.now()): SessionMetadata {
-    const data = metadata === undefined ? {} : JSON.parse(JSON.stringify(metadata)) as SessionMetadata
+    const data = metadata === undefined ? {} : JSON.parse(sessionJson(metadata)) as SessionMetadata
     if (Object.hasOwn(data, SIGNATURE_KEY)) {
       throw failure('FST_OSHARA_INVALID_SESSION', 'reserved-metadata', {
         detail: `metadata carries ${SIGNATURE_KEY}, which the plugin sets on every session (tools)`,
