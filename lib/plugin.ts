@@ -7,6 +7,7 @@ import { mint } from './mint.js'
 import { loadTracing } from './observability/tracing.js'
 import { normalizePluginOptions } from './options/normalize.js'
 import { createRegistration, type Registration } from './registration.js'
+import { hookList } from './route/route-options.js'
 import { registerRoutes } from './route/routes.js'
 import { checkAgentsOnReady } from './startup-check.js'
 import { SessionCheck } from './tools/session-check.js'
@@ -64,7 +65,8 @@ function decorate (fastify: FastifyInstance, registration: Registration, name: s
 
 function warnIfOpen (fastify: FastifyInstance, config: Registration): void {
   const { onRequest, preParsing, preValidation, preHandler } = config.routeOptions
-  if (config.public || onRequest !== undefined || preParsing !== undefined || preValidation !== undefined || preHandler !== undefined) return
+  // An empty array is no hook: the route is as open as without the key.
+  if (config.public || [onRequest, preParsing, preValidation, preHandler].some((hooks) => hookList(hooks).length > 0)) return
   fastify.log.warn({ path: config.path },
     `oshara: POST ${config.path} has no auth hook in routeOptions (onRequest, preValidation or preHandler): anyone who can reach it mints sessions on your Oshara plan. ` +
     'Add your auth hook, or set public: true if the route is open on purpose or your app authenticates in an app-wide hook.')

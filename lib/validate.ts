@@ -18,11 +18,27 @@ export function objectOption (name: string, value: unknown, allowed: readonly st
   return value
 }
 
-export function integerOption (name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`
-    throw invalidOption(name, `must be an integer ${range}, got ${describe(value)}`, `set ${name} to an integer ${range} (default ${fallback})`)
+/** The bounds of an integer option, in words for its error. */
+export interface IntegerRange {
+  readonly min: number
+  readonly max?: number
+  /** After the bounds, e.g. ' ms'. */
+  readonly unit?: string
+  /** Why `max`, said after the bounds in the problem. */
+  readonly maxReason?: string
+}
+
+/**
+ * An integer within `range` (the caller handles a left-out option). `defaultValue` ends the fix as
+ * "(default ...)": what leaving the option out gives, left out for an option that is required or
+ * has no default.
+ */
+export function integerOption (name: string, value: unknown, { min, max, unit = '', maxReason }: IntegerRange, defaultValue?: number | string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    const range = max === undefined ? `>= ${min}${unit}` : `between ${min} and ${max}${unit}`
+    const reason = maxReason === undefined ? '' : ` (${maxReason})`
+    const fallback = defaultValue === undefined ? '' : typeof defaultValue === 'number' ? ` (default ${defaultValue})` : ` (default: ${defaultValue})`
+    throw invalidOption(name, `must be an integer ${range}${reason}, got ${describe(value)}`, `set ${name} to an integer ${range}${fallback}`)
   }
   return value
 }
@@ -79,6 +95,20 @@ export function normalizeOrigin (name: string, value: unknown): string {
     throw invalidOption(name, `must be an origin without path, query, credentials or upper case: ${describe(value)}`, `use '${url.origin}'`)
   }
   return url.origin
+}
+
+/**
+ * A static route path: the plugin adds its own routes under it (`DELETE {path}/:session_id`,
+ * `POST {prefix}/{name}`), so a route parameter (':'), wildcard ('*') or regular expression ('(')
+ * would match other paths, or fail when those routes are added.
+ */
+const STATIC_PATH = /^\/[^?#\s:*(]*[^/?#\s:*(]$/
+
+export function staticPathOption (name: string, value: unknown, fix: string): string {
+  if (typeof value !== 'string' || !STATIC_PATH.test(value)) {
+    throw invalidOption(name, `must be a static absolute path: starting with '/', without a trailing slash, route parameters (':'), wildcards ('*') or regular expressions ('('), got ${describe(value)}`, fix)
+  }
+  return value
 }
 
 export function stringListOption (name: string, value: unknown, fix: string): string[] | undefined {

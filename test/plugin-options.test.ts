@@ -2,8 +2,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Agent } from 'undici'
 import osharaVoice, { createOsharaClient, MemorySessionStore, OsharaInvalidOptionsError, type OsharaVoiceOptions } from '../lib/index.js'
-import { registerError } from './helpers/app.js'
-import { ORIGIN } from './helpers/emulator.js'
+import { buildApp, postToken, registerError } from './helpers/app.js'
+import { ORIGIN, startEmulator } from './helpers/emulator.js'
 
 // Wrong options fail at register (the app does not start) naming the option and the fix.
 
@@ -26,8 +26,28 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['clientFields with a server-only field', { ...base, clientFields: ['language', 'metadata'] }, /"clientFields" must be an array of 'language'.*metadata and mcp_headers are server-only/],
   ['an empty agents list', { ...base, agents: [] }, /"agents" must be a non-empty array/],
   ['a language that is not a tag', { ...base, languages: ['en', 'english language'] }, /"languages" holds "english language"/],
-  ['a path without a slash', { ...base, path: 'voice-token' }, /"path" must be an absolute route path/],
+  ['a path without a slash', { ...base, path: 'voice-token' }, /"path" must be a static absolute path: starting with '\/'/],
   ['a path with a trailing slash', { ...base, path: '/voice-token/' }, /"path"/],
+  ['a path with a wildcard', { ...base, path: '/voice/*' }, /"path" must be a static absolute path.*wildcards \('\*'\).*Fix: e\.g\. path: '\/api\/voice-token'/],
+  ['a path with a wildcard and limits (the DELETE route goes under it)', { ...base, path: '/voice/*', limits: { concurrency: 1 } }, /"path" must be a static absolute path/],
+  ['a path with a route parameter', { ...base, path: '/voice/:agent' }, /"path" must be a static absolute path/],
+  ['a path with a regular expression', { ...base, path: '/voice(\\d+)' }, /"path" must be a static absolute path/],
+  ['routeOptions.constraints that is not an object', { ...base, routeOptions: { constraints: 5 } }, /"routeOptions\.constraints" must be an object, got number 5.*Fix: e\.g\. constraints: \{ host/],
+  ['routeOptions.config that is not an object', { ...base, routeOptions: { config: 3 } }, /"routeOptions\.config" must be an object, got number 3.*Fix: e\.g\. config: \{/],
+  ['routeOptions.logLevel that is no level, in an app without a logger', { ...base, routeOptions: { logLevel: 'loud' } }, /"routeOptions\.logLevel" must be one of 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent', got "loud"/],
+  ['routeOptions.schema.tags that is a string', { ...base, routeOptions: { schema: { tags: 'a' } } }, /"routeOptions\.schema\.tags" must be an array of strings, got "a".*Fix: e\.g\. tags: \['voice'\]/],
+  ['routeOptions.schema.tags with a number', { ...base, routeOptions: { schema: { tags: ['voice', 1] } } }, /"routeOptions\.schema\.tags" must be an array of strings/],
+  ['routeOptions.schema.summary that is not a string', { ...base, routeOptions: { schema: { summary: 5 } } }, /"routeOptions\.schema\.summary" must be a string, got number 5/],
+  ['routeOptions.schema.description that is not a string', { ...base, routeOptions: { schema: { description: ['a'] } } }, /"routeOptions\.schema\.description" must be a string, got an array/],
+  ['routeOptions.schema.operationId that is not a string', { ...base, routeOptions: { schema: { operationId: {} } } }, /"routeOptions\.schema\.operationId" must be a string/],
+  ['routeOptions.schema.security that is not an array', { ...base, routeOptions: { schema: { security: { bearer: [] } } } }, /"routeOptions\.schema\.security" must be an array of security requirement objects.*Fix: e\.g\. security: \[\{ bearer: \[\] \}\]/],
+  ['routeOptions.schema.security with a string', { ...base, routeOptions: { schema: { security: ['bearer'] } } }, /"routeOptions\.schema\.security" must be an array of security requirement objects/],
+  ['routeOptions.schema.security with scopes that are not a list', { ...base, routeOptions: { schema: { security: [{ bearer: 'read' }] } } }, /"routeOptions\.schema\.security"/],
+  ['routeOptions.schema.hide that is not a boolean', { ...base, routeOptions: { schema: { hide: 'yes' } } }, /"routeOptions\.schema\.hide" must be a boolean, got "yes"/],
+  ['routeOptions.schema.deprecated that is not a boolean', { ...base, routeOptions: { schema: { deprecated: 1 } } }, /"routeOptions\.schema\.deprecated" must be a boolean, got number 1/],
+  ['routeOptions.schema.externalDocs that is a string', { ...base, routeOptions: { schema: { externalDocs: 'https://docs.example.com' } } }, /"routeOptions\.schema\.externalDocs" must be an object with a url string/],
+  ['routeOptions.schema.externalDocs without a url', { ...base, routeOptions: { schema: { externalDocs: { description: 'Docs' } } } }, /"routeOptions\.schema\.externalDocs" must be an object with a url string/],
+  ['routeOptions.schema.externalDocs with a description that is not a string', { ...base, routeOptions: { schema: { externalDocs: { url: 'https://docs.example.com', description: 1 } } } }, /"routeOptions\.schema\.externalDocs"/],
   ['a non-boolean route', { ...base, route: 'no' }, /"route" must be a boolean/],
   ['a bad decorator name', { ...base, decorator: 'my-voice' }, /"decorator" must be an identifier or false/],
   ['routeOptions with a handler', { ...base, routeOptions: { handler: () => {} } }, /"routeOptions\.handler" is not a known option/],
@@ -41,8 +61,8 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['limits.key not a function', { ...base, limits: { concurrency: 1, key: 'ip' } }, /"limits\.key" must be a function/],
   ['limits.holdMs negative', { ...base, limits: { concurrency: 1, holdMs: -1 } }, /"limits\.holdMs"/],
   ['an unknown limits option', { ...base, limits: { concurrency: 1, max: 3 } }, /"limits\.max" is not a known option/],
-  ['timeoutMs as a string', { ...base, timeoutMs: '10s' }, /"timeoutMs" must be an integer >= 1, got "10s"/],
-  ['deadlineMs 0', { ...base, deadlineMs: 0 }, /"deadlineMs" must be an integer >= 1/],
+  ['timeoutMs as a string', { ...base, timeoutMs: '10s' }, /"timeoutMs" must be an integer between 1 and 2147483647 ms \(about 24\.8 days, the longest a Node\.js timer waits\), got "10s"/],
+  ['deadlineMs 0', { ...base, deadlineMs: 0 }, /"deadlineMs" must be an integer between 1 and 2147483647 ms/],
   ['retry.retries 11', { ...base, retry: { retries: 11 } }, /"retry\.retries" must be an integer between 0 and 10/],
   ['retry.statusCodes with 404', { ...base, retry: { statusCodes: [404] } }, /"retry\.statusCodes" must be an array of 5xx statuses/],
   ['retry.onTimeout as a string', { ...base, retry: { onTimeout: 'yes' } }, /"retry\.onTimeout" must be a boolean/],
@@ -136,6 +156,94 @@ t.test('a route without an auth hook logs one warning at startup, unless it is d
   }
 })
 
+t.test('an empty hook array is no auth hook: the route still logs the startup warning', async (t) => {
+  for (const hook of ['onRequest', 'preParsing', 'preValidation', 'preHandler']) {
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line).msg) } } } })
+    t.teardown(() => app.close())
+    await app.register(osharaVoice, { ...base, routeOptions: { [hook]: [] } })
+    await app.ready()
+    t.equal(lines.length, 1, hook)
+    t.match(lines[0], /POST \/voice-token has no auth hook/, hook)
+  }
+})
+
+// Node's timers wait at most 2^31 - 1 ms; a longer delay fires at once (TimeoutOverflowWarning),
+// which made every POST answer 504 FST_OSHARA_TIMEOUT within milliseconds.
+const MAX_TIMER_MS = 2_147_483_647
+const durations: Array<[string, Record<string, unknown>]> = [
+  ['timeoutMs', { timeoutMs: MAX_TIMER_MS + 1 }],
+  ['deadlineMs', { deadlineMs: 3e9 }],
+  ['retry.minDelayMs', { retry: { minDelayMs: 3e9 } }],
+  ['retry.maxDelayMs', { retry: { maxDelayMs: 3e9 } }],
+  ['retry.maxRetryAfterMs', { retry: { maxRetryAfterMs: 3e9 } }],
+  ['breaker.cooldownMs', { breaker: { cooldownMs: 3e9 } }],
+  ['limits.holdMs', { limits: { concurrency: 1, holdMs: 3e9 } }],
+  ['limits.storeTimeoutMs', { limits: { concurrency: 1, storeTimeoutMs: 3e9 } }],
+  ['quota.storeTimeoutMs', { quota: { window: 'day', sessions: 1, storeTimeoutMs: 3e9 } }],
+  ['tracking.firstCheckMs', { apiKey: 'sk_test', tracking: { firstCheckMs: 3e9 } }],
+  ['tracking.maxCheckIntervalMs', { apiKey: 'sk_test', tracking: { maxCheckIntervalMs: 3e9 } }],
+  ['tracking.maxTrackMs', { apiKey: 'sk_test', tracking: { maxTrackMs: 3e9 } }],
+  ['tracking.leaseMs', { apiKey: 'sk_test', tracking: { leaseMs: 3e9 } }]
+]
+t.test('a millisecond option longer than a Node.js timer can wait fails register, naming the option', async (t) => {
+  for (const [name, options] of durations) {
+    const error = await registerError({ ...base, ...options })
+    t.equal(error.code, 'FST_OSHARA_INVALID_OPTIONS', name)
+    t.match(error.message, `option "${name}" must be an integer between`, name)
+    t.match(error.message, /and 2147483647 ms \(about 24\.8 days, the longest a Node\.js timer waits\), got number/, name)
+  }
+  t.match((await registerError({ ...base, timeoutMs: 3e9, deadlineMs: 3e9 })).message, /"timeoutMs" must be an integer between 1 and 2147483647 ms/)
+  t.throws(() => createOsharaClient({ origin: ORIGIN, deadlineMs: 3e9 }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"deadlineMs" must be an integer between 1 and 2147483647 ms/ })
+  t.match((await registerError({ ...base, tools: { secret: 'a-good-secret-0123456789', timeoutMs: 3e9 } })).message, /"tools\.timeoutMs" must be an integer between 1 and 10000 ms/)
+})
+
+t.test('timeoutMs and deadlineMs of 2147483647 ms, the longest timer, mint a session', async (t) => {
+  const emulator = await startEmulator(t)
+  const overflows: Error[] = []
+  const onWarning = (warning: Error): void => { if (warning.name === 'TimeoutOverflowWarning') overflows.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const app = await buildApp(t, emulator, { timeoutMs: MAX_TIMER_MS, deadlineMs: MAX_TIMER_MS, public: true })
+  const response = await postToken(app)
+  t.equal(response.statusCode, 200, response.body)
+  t.type(response.json().token, 'string')
+  t.same(overflows, [])
+})
+
+t.test('an integer option\'s fix states its real default, or none when it has none', async (t) => {
+  const tools = { secret: 'a-good-secret-0123456789' }
+  const cases: Array<[string, Record<string, unknown>, string | undefined]> = [
+    ['limits.concurrency', { limits: { concurrency: 0 } }, undefined],
+    ['limits.global', { limits: { concurrency: 1, global: 0 } }, undefined],
+    ['limits.holdMs', { limits: { concurrency: 1, holdMs: 0 } }, "(default: the session's expires_in_seconds; with session tracking, tracking.maxTrackMs)"],
+    ['limits.storeTimeoutMs', { limits: { concurrency: 1, storeTimeoutMs: 0 } }, '(default 1000)'],
+    ['quota.storeTimeoutMs', { quota: { window: 'day', sessions: 1, storeTimeoutMs: 0 } }, '(default 1000)'],
+    ['timeoutMs', { timeoutMs: 0 }, '(default 10000)'],
+    ['deadlineMs', { deadlineMs: 0 }, '(default 15000)'],
+    ['retry.retries', { retry: { retries: 11 } }, '(default 2)'],
+    ['retry.minDelayMs', { retry: { minDelayMs: -1 } }, '(default 250)'],
+    ['retry.maxDelayMs', { retry: { maxDelayMs: -1 } }, '(default 2000)'],
+    ['retry.maxRetryAfterMs', { retry: { maxRetryAfterMs: -1 } }, '(default 5000)'],
+    ['breaker.failureThreshold', { breaker: { failureThreshold: 0 } }, '(default 5)'],
+    ['breaker.cooldownMs', { breaker: { cooldownMs: 0 } }, '(default 10000)'],
+    ['tracking.firstCheckMs', { apiKey: 'sk_test', tracking: { firstCheckMs: 0 } }, '(default 15000)'],
+    ['tracking.maxCheckIntervalMs', { apiKey: 'sk_test', tracking: { maxCheckIntervalMs: 0 } }, '(default 120000)'],
+    ['tracking.maxTrackMs', { apiKey: 'sk_test', tracking: { maxTrackMs: 0 } }, '(default 14400000)'],
+    ['tracking.concurrency', { apiKey: 'sk_test', tracking: { concurrency: 0 } }, '(default 4)'],
+    ['tracking.leaseMs', { apiKey: 'sk_test', tracking: { leaseMs: 0 } }, '(default 60000)'],
+    ['routeOptions.bodyLimit', { routeOptions: { bodyLimit: 0 } }, '(default 16384)'],
+    ['tools.timeoutMs', { tools: { ...tools, timeoutMs: 0 } }, '(default 8000)']
+  ]
+  for (const [name, options, fallback] of cases) {
+    const error = await registerError({ ...base, ...options })
+    t.match(error.message, `option "${name}" must be an integer`, name)
+    const fix = error.message.slice(error.message.indexOf('Fix: '))
+    if (fallback === undefined) t.notMatch(fix, /default/, `${name}: ${fix}`)
+    else t.ok(fix.endsWith(fallback), `${name}: ${fix}`)
+  }
+})
+
 t.test('valid edge cases register', async (t) => {
   const agent = new Agent()
   t.teardown(() => agent.close())
@@ -150,8 +258,23 @@ t.test('valid edge cases register', async (t) => {
     retry: false,
     breaker: false,
     clientFields: ['language', 'language'],
-    limits: { concurrency: 2, global: 10, holdMs: 60000, store, key: (request) => request.ip, onStoreError: 'allow', storeTimeoutMs: 50 },
-    routeOptions: { schema: { tags: ['voice'], summary: 'Mint', 'x-internal': true } },
+    limits: { concurrency: 2, global: 10, holdMs: 2_147_483_647, store, key: (request) => request.ip, onStoreError: 'allow', storeTimeoutMs: 50 },
+    routeOptions: {
+      config: {},
+      logLevel: 'silent',
+      constraints: { host: 'voice.example.com' },
+      schema: {
+        tags: ['voice'],
+        summary: 'Mint',
+        description: 'Mints a voice session',
+        operationId: 'createVoiceToken',
+        security: [{ bearer: [] }, {}],
+        hide: false,
+        deprecated: false,
+        externalDocs: { url: 'https://docs.example.com/voice', description: 'Docs' },
+        'x-internal': true
+      }
+    },
     decorator: 'voice',
     allowedOrigins: ['https://partner.example/'],
     public: true

@@ -15,13 +15,13 @@ t.test('the voice-token routes in the OpenAPI document', async (t) => {
     agents: ['support-bot'],
     baseUrl: 'http://127.0.0.1:9',
     limits: { concurrency: 1 },
-    routeOptions: { schema: { tags: ['voice'], summary: 'Mint a voice session', security: [{ bearer: [] }] } }
+    routeOptions: { schema: { tags: ['voice'], summary: 'Mint a voice session', security: [{ bearer: [] }], externalDocs: { url: 'https://docs.example.com/voice' } } }
   })
   t.teardown(() => app.close())
   await app.ready()
   const document = app.swagger() as unknown as { paths: Record<string, Record<string, Record<string, unknown>>> }
   const post = document.paths['/voice-token']?.post
-  t.match(post, { tags: ['voice'], summary: 'Mint a voice session', security: [{ bearer: [] }] })
+  t.match(post, { tags: ['voice'], summary: 'Mint a voice session', security: [{ bearer: [] }], externalDocs: { url: 'https://docs.example.com/voice' } })
   const body = (post?.requestBody as { content: Record<string, { schema: { properties: Record<string, unknown>, additionalProperties: boolean } }> }).content['application/json']?.schema
   t.same(Object.keys(body?.properties ?? {}).sort(), ['agent', 'language', 'participant_attributes', 'participant_identity', 'participant_metadata', 'participant_name', 'room_config', 'room_name'])
   t.equal(body?.additionalProperties, false)

@@ -150,6 +150,22 @@ t.test('a short numeric window resets', async (t) => {
   t.equal((await postToken(app, undefined, as('ann'))).statusCode, 200, 'the next window')
 })
 
+t.test('a numeric window longer than a Node.js timer can wait (30 days) is accepted and resets: no timer waits for a window', async (t) => {
+  const clock = install({ toFake: ['Date'] })
+  t.teardown(() => clock.uninstall())
+  const emulator = await startEmulator(t)
+  const window = 30 * 24 * 3_600_000
+  t.ok(window > 2_147_483_647)
+  const app = await buildApp(t, emulator, { quota: { key: byUser, window, sessions: 1 } })
+  t.equal((await postToken(app, undefined, as('ann'))).statusCode, 200)
+  const refused = await postToken(app, undefined, as('ann'))
+  t.equal(refused.statusCode, 429)
+  const retryAfter = Number(refused.headers['retry-after'])
+  t.ok(retryAfter > 0 && retryAfter <= window / 1000, `Retry-After ${retryAfter} within the window`)
+  clock.tick(retryAfter * 1000)
+  t.equal((await postToken(app, undefined, as('ann'))).statusCode, 200, 'the next window')
+})
+
 t.test('the quota is checked before a concurrency slot is taken, and defaults to the limiter key', async (t) => {
   const emulator = await startEmulator(t)
   const app = await buildApp(t, emulator, { limits: { concurrency: 1, key: byUser }, quota: { window: 'day', sessions: 1 } })

@@ -170,7 +170,7 @@ t.test('tracking is on by default with apiKey and limits or onSessionEnd, and ne
   t.match(await registerPublicError({ onSessionEnd: () => {} }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /"onSessionEnd" needs apiKey.*Fix: set apiKey/ })
   t.match(await registerPublicError({ tracking: {} }), { message: /"tracking" needs apiKey/ })
   t.match(await registerPublicError({ apiKey: API_KEY, tracking: false, onSessionEnd: () => {} }), { message: /"onSessionEnd" needs session tracking/ })
-  t.match(await registerPublicError({ apiKey: API_KEY, tracking: { firstCheckMs: 0 } }), { message: /"tracking\.firstCheckMs" must be an integer >= 1/ })
+  t.match(await registerPublicError({ apiKey: API_KEY, tracking: { firstCheckMs: 0 } }), { message: /"tracking\.firstCheckMs" must be an integer between 1 and 2147483647 ms/ })
   const limitsOnly = { acquire: async () => ({ ok: true as const, slotId: '1' }), bind: async () => true, release: async () => {}, releaseSession: async () => true }
   t.match(await registerPublicError({ apiKey: API_KEY, limits: { concurrency: 1, store: limitsOnly } }),
     { message: /"limits\.store" does not implement track, claimDue, reschedule, untrack, markEnded, sessionsOf.*tracking: false/ })

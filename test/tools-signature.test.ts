@@ -63,11 +63,13 @@ t.test('tools options are checked at register, naming the option and the fix; se
     [{ secret, signingKey: 'too-short' }, /"tools\.signingKey" must be a string of at least 32/],
     [{ secret, previousSigningKeys: 'x' }, /"tools\.previousSigningKeys" must be an array/],
     [{ secret, previousSigningKeys: ['x'.repeat(32), 'short-old-key'] }, /"tools\.previousSigningKeys\[1\]" must be a string of at least 32/],
-    [{ secret, prefix: 'tools' }, /"tools\.prefix" must be an absolute path/],
+    [{ secret, prefix: 'tools' }, /"tools\.prefix" must be a static absolute path/],
     [{ secret, prefix: '/tools/' }, /"tools\.prefix"/],
     [{ secret, prefix: '/tools/:id' }, /"tools\.prefix"/],
+    [{ secret, prefix: '/tools/*' }, /"tools\.prefix" must be a static absolute path/],
+    [{ secret, prefix: '/tools(\\d+)' }, /"tools\.prefix" must be a static absolute path.*regular expressions \('\('\)/],
     [{ secret, secretHeader: 'x secret' }, /"tools\.secretHeader" must be a header name/],
-    [{ secret, timeoutMs: 10_001 }, /"tools\.timeoutMs" must be an integer between 1 and 10000/],
+    [{ secret, timeoutMs: 10_001 }, /"tools\.timeoutMs" must be an integer between 1 and 10000 ms/],
     [{ secret, timeout: 5 }, /"tools\.timeout" is not a known option/],
     ['yes', /"tools" must be an object/]
   ]

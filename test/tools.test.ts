@@ -513,6 +513,8 @@ t.test('fastify.oshara.tool(): refused definitions, and no tools option', async 
   t.throws(define('other', { args: OrderArgs, handler: 'no' }), { message: /handler" must be a function/ })
   t.throws(define('other', { args: OrderArgs, handler, bodyLimit: -1 }), { message: /tool\("other"\)\.bodyLimit/ })
   t.throws(define('other', { args: OrderArgs, handler, params: {} }), { message: /tool\("other"\)\.params" is not a known option/ })
+  t.throws(define('other', { args: OrderArgs, handler, logLevel: 'loud' }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /tool\("other"\)\.logLevel" must be one of 'fatal'/ })
+  t.throws(define('other', { args: OrderArgs, handler, schema: { tags: 'a' } }), { code: 'FST_OSHARA_INVALID_OPTIONS', message: /tool\("other"\)\.schema\.tags" must be an array of strings/ })
   const plain = Fastify()
   t.teardown(() => plain.close())
   await plain.register(osharaVoice, { origin: ORIGIN, agent: 'support-bot', baseUrl: emulator.url, public: true })

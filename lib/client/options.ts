@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { invalidOption } from '../errors.js'
-import { checkGroup, flag, integer, type Normalized, normalizeGroup, optional, type OptionGroup, optionNames } from '../options/spec.js'
+import { checkGroup, duration, flag, integer, type Normalized, normalizeGroup, optional, type OptionGroup, optionNames } from '../options/spec.js'
 import { describe, isPlainObject, methodsOption, normalizeOrigin } from '../validate.js'
 import type { BreakerOptions } from './breaker.js'
 import type { RetryOptions, RetryPolicy } from './retry.js'
@@ -87,9 +87,9 @@ function checkStatusCodes (value: unknown, path: string): ReadonlySet<number> {
 
 export const RETRY_OPTIONS = {
   retries: integer(CLIENT_DEFAULTS.retry.retries, 0, 10),
-  minDelayMs: integer(CLIENT_DEFAULTS.retry.minDelayMs, 0),
-  maxDelayMs: integer(CLIENT_DEFAULTS.retry.maxDelayMs, 0),
-  maxRetryAfterMs: integer(CLIENT_DEFAULTS.retry.maxRetryAfterMs, 0),
+  minDelayMs: duration(CLIENT_DEFAULTS.retry.minDelayMs, 0),
+  maxDelayMs: duration(CLIENT_DEFAULTS.retry.maxDelayMs, 0),
+  maxRetryAfterMs: duration(CLIENT_DEFAULTS.retry.maxRetryAfterMs, 0),
   statusCodes: { check: (value, path) => value === undefined ? new Set<number>(CLIENT_DEFAULTS.retry.statusCodes) : checkStatusCodes(value, path) },
   onTimeout: flag(CLIENT_DEFAULTS.retry.onTimeout),
   on429: flag(CLIENT_DEFAULTS.retry.on429)
@@ -102,15 +102,15 @@ const NO_RETRY: RetryPolicy = Object.freeze({ ...DEFAULT_RETRY, retries: 0 })
 
 export const BREAKER_OPTIONS = {
   failureThreshold: integer(CLIENT_DEFAULTS.breaker.failureThreshold, 1),
-  cooldownMs: integer(CLIENT_DEFAULTS.breaker.cooldownMs, 1)
+  cooldownMs: duration(CLIENT_DEFAULTS.breaker.cooldownMs, 1)
 } satisfies OptionGroup<BreakerOptions>
 
 /** The client's options that the plugin also accepts and hands to the client it makes. */
 export const UPSTREAM_OPTIONS = {
   baseUrl: { check: (value, path) => checkBaseUrl(value === undefined ? CLIENT_DEFAULTS.client.baseUrl : value, path) },
   apiKey: optional(checkApiKey),
-  timeoutMs: integer(CLIENT_DEFAULTS.client.timeoutMs, 1),
-  deadlineMs: integer(CLIENT_DEFAULTS.client.deadlineMs, 1),
+  timeoutMs: duration(CLIENT_DEFAULTS.client.timeoutMs, 1),
+  deadlineMs: duration(CLIENT_DEFAULTS.client.deadlineMs, 1),
   retry: {
     check: (value, path): RetryPolicy => {
       if (value === undefined) return DEFAULT_RETRY

@@ -21,8 +21,8 @@ import type {
   OsharaVoiceBaseOptions,
   OsharaVoiceOwnClientOptions
 } from '../types.js'
-import { describe, functionOption, integerOption, normalizeOrigin, stringListOption } from '../validate.js'
-import { flag, integer, type Normalized, normalizeGroup, optional, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
+import { describe, functionOption, integerOption, normalizeOrigin, staticPathOption, stringListOption } from '../validate.js'
+import { duration, flag, integer, type Normalized, normalizeGroup, optional, optionalDuration, optionalInteger, type OptionGroup, optionNames, type OptionSpec, userFunction } from './spec.js'
 
 export { checkGroup, type Normalized } from './spec.js'
 export { UPSTREAM_OPTION_NAMES }
@@ -95,11 +95,11 @@ export function checkTrackingStore (store: SessionStore, path: string): Tracking
 }
 
 export const TRACKING_OPTIONS = {
-  firstCheckMs: integer(DEFAULTS.tracking.firstCheckMs, 1),
-  maxCheckIntervalMs: integer(DEFAULTS.tracking.maxCheckIntervalMs, 1),
-  maxTrackMs: integer(DEFAULTS.tracking.maxTrackMs, 1),
+  firstCheckMs: duration(DEFAULTS.tracking.firstCheckMs, 1),
+  maxCheckIntervalMs: duration(DEFAULTS.tracking.maxCheckIntervalMs, 1),
+  maxTrackMs: duration(DEFAULTS.tracking.maxTrackMs, 1),
   concurrency: integer(DEFAULTS.tracking.concurrency, 1, 100),
-  leaseMs: integer(DEFAULTS.tracking.leaseMs, 1),
+  leaseMs: duration(DEFAULTS.tracking.leaseMs, 1),
   store: optional(checkStore)
 } satisfies OptionGroup<OsharaTrackingOptions>
 
@@ -150,7 +150,7 @@ export const QUOTA_OPTIONS = {
   costUsd: budget('US dollars per window'),
   store: optional(checkQuotaStore),
   onStoreError: { check: checkOnStoreError },
-  storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
+  storeTimeoutMs: duration(DEFAULTS.limits.storeTimeoutMs, 1)
 } satisfies OptionGroup<OsharaQuotaOptions>
 
 // Observability.
@@ -164,7 +164,7 @@ export const LIMIT_OPTIONS = {
   concurrency: {
     check: (value, path) => {
       if (value === undefined) throw invalidOption(path, 'is required', 'set the most active sessions per key, e.g. limits: { concurrency: 2 }')
-      return integerOption(path, value, 1, 1)
+      return integerOption(path, value, { min: 1 })
     }
   },
   key: {
@@ -173,9 +173,9 @@ export const LIMIT_OPTIONS = {
   },
   global: optionalInteger(1),
   store: optional(checkStore),
-  holdMs: optionalInteger(1),
+  holdMs: optionalDuration(1, "the session's expires_in_seconds; with session tracking, tracking.maxTrackMs"),
   onStoreError: { check: checkOnStoreError },
-  storeTimeoutMs: integer(DEFAULTS.limits.storeTimeoutMs, 1)
+  storeTimeoutMs: duration(DEFAULTS.limits.storeTimeoutMs, 1)
 } satisfies OptionGroup<OsharaLimitsOptions>
 
 // Idempotent minting.
@@ -238,10 +238,7 @@ function checkLanguages (value: unknown, path: string): ReadonlySet<string> | un
 
 function checkPath (value: unknown, path: string): string {
   if (value === undefined) return DEFAULTS.plugin.path
-  if (typeof value !== 'string' || !/^\/[^?#\s]*[^/?#\s]$/.test(value)) {
-    throw invalidOption(path, `must be an absolute route path without a trailing slash, got ${describe(value)}`, "e.g. path: '/api/voice-token' (the plugin ignores register prefixes: give the full path)")
-  }
-  return value
+  return staticPathOption(path, value, "e.g. path: '/api/voice-token' (the plugin ignores register prefixes: give the full path)")
 }
 
 function checkRoute (value: unknown, path: string): boolean {

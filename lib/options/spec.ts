@@ -52,11 +52,37 @@ export function normalizeGroup<G extends object> (group: G, value: unknown, path
 // Builders for the common shapes.
 
 export function integer (fallback: number, min: number, max?: number): OptionSpec<number> {
-  return { check: (value, path) => integerOption(path, value, fallback, min, max) }
+  return { check: (value, path) => value === undefined ? fallback : integerOption(path, value, { min, max }, fallback) }
 }
 
+/** An integer without a default: left out, it stays undefined. */
 export function optionalInteger (min: number): OptionSpec<number | undefined> {
-  return { check: (value, path) => value === undefined ? undefined : integerOption(path, value, min, min) }
+  return optional((value, path) => integerOption(path, value, { min }))
+}
+
+/**
+ * The longest delay Node.js timers take (2^31 - 1 ms): a longer one fires at once, with a
+ * TimeoutOverflowWarning, so a timeout that long would end every call at once.
+ */
+export const MAX_TIMER_MS = 2_147_483_647
+
+/**
+ * A duration in milliseconds: at most `MAX_TIMER_MS`, or a smaller `max`. Most end up in a timer;
+ * the others (a slot's hold, the breaker's cooldown, `tracking.maxTrackMs`) have no use that long,
+ * and one rule gives one message. `quota.window` is not one of them: no timer waits for a window.
+ */
+export function duration (fallback: number, min: number, max = MAX_TIMER_MS): OptionSpec<number> {
+  return { check: (value, path) => value === undefined ? fallback : durationOption(path, value, min, max, fallback) }
+}
+
+/** A duration whose default is not one number: `defaultIs` says what leaving it out gives. */
+export function optionalDuration (min: number, defaultIs: string): OptionSpec<number | undefined> {
+  return optional((value, path) => durationOption(path, value, min, MAX_TIMER_MS, defaultIs))
+}
+
+function durationOption (path: string, value: unknown, min: number, max: number, defaultValue: number | string): number {
+  const maxReason = max === MAX_TIMER_MS ? 'about 24.8 days, the longest a Node.js timer waits' : undefined
+  return integerOption(path, value, { min, max, unit: ' ms', maxReason }, defaultValue)
 }
 
 export function flag (fallback: boolean): OptionSpec<boolean> {
@@ -65,11 +91,6 @@ export function flag (fallback: boolean): OptionSpec<boolean> {
 
 export function userFunction<F> (signature: string): OptionSpec<F | undefined> {
   return { callback: true, check: (value, path) => functionOption<F>(path, value, signature) }
-}
-
-/** Passed on as given: Fastify checks its route options when the route is added; the docs are for `@fastify/swagger`. */
-export function asGiven<T> (): OptionSpec<T | undefined> {
-  return { check: (value) => value as T | undefined }
 }
 
 export function optional<T> (check: (value: unknown, path: string) => T): OptionSpec<T | undefined> {

@@ -1,7 +1,7 @@
 import { invalidOption } from '../errors.js'
-import { integer, optional, type OptionGroup } from '../options/spec.js'
+import { duration, optional, type OptionGroup } from '../options/spec.js'
 import type { OsharaToolsOptions } from '../types.js'
-import { describe } from '../validate.js'
+import { describe, staticPathOption } from '../validate.js'
 
 /**
  * The `tools` options' defaults (`DEFAULTS.tools`). Also: `signingKey` is derived from `secret`;
@@ -42,10 +42,7 @@ function checkPreviousSigningKeys (value: unknown, path: string): readonly strin
 
 function checkToolPrefix (value: unknown, path: string): string {
   if (value === undefined) return TOOLS_DEFAULTS.prefix
-  if (typeof value !== 'string' || !/^\/[^?#\s:*]*[^/?#\s:*]$/.test(value)) {
-    throw invalidOption(path, `must be an absolute path without a trailing slash or parameters, got ${describe(value)}`, "e.g. prefix: '/api/oshara-tools' (the tool's name is added after it)")
-  }
-  return value
+  return staticPathOption(path, value, "e.g. prefix: '/api/oshara-tools' (the tool's name is added after it)")
 }
 
 function checkSecretHeader (value: unknown, path: string): string {
@@ -62,5 +59,5 @@ export const TOOLS_OPTIONS = {
   previousSigningKeys: { check: checkPreviousSigningKeys },
   prefix: { check: checkToolPrefix },
   secretHeader: { check: checkSecretHeader },
-  timeoutMs: integer(TOOLS_DEFAULTS.timeoutMs, 1, TOOL_TIMEOUT_MAX_MS)
+  timeoutMs: duration(TOOLS_DEFAULTS.timeoutMs, 1, TOOL_TIMEOUT_MAX_MS)
 } satisfies OptionGroup<OsharaToolsOptions>
